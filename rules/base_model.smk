@@ -1,0 +1,73 @@
+# The base model: either the embedded digits model trained here, or SD 1.4 (hub id / folder).
+# Also the embedded evaluator (a digit classifier).
+
+EMB = config["embedded"]
+
+
+rule train_vae:
+    output:
+        vae=directory("results/embedded/vae"),
+    log:
+        log_path("train_vae", "vae"),
+    params:
+        steps=EMB["vae"]["steps"],
+        batch_size=EMB["vae"]["batch_size"],
+        lr=EMB["vae"]["lr"],
+        kl_weight=EMB["vae"]["kl_weight"],
+        seed=config["seed"],
+        checkpoint=checkpoint_path("train_vae", "vae"),
+    threads: RES["threads"]
+    resources:
+        **heavy(),
+    script:
+        "../scripts/train_vae.py"
+
+
+rule train_text_to_image:
+    input:
+        vae="results/embedded/vae",
+    output:
+        model=directory("results/embedded/model"),
+    log:
+        log_path("train_text_to_image", "model"),
+    params:
+        templates=config["prompts"]["templates"],
+        seed=config["seed"],
+        checkpoint=checkpoint_path("train_text_to_image", "model"),
+        **EMB["text_to_image"],
+    threads: RES["threads"]
+    resources:
+        **heavy(),
+    script:
+        "../scripts/train_text_to_image.py"
+
+
+rule base_model:
+    input:
+        unpack(base_model_inputs),
+    output:
+        manifest="results/base_model/manifest.json",
+    log:
+        log_path("base_model", "manifest"),
+    params:
+        source=config["base_model"]["source"],
+        path=config["base_model"]["path"],
+    script:
+        "../scripts/base_model.py"
+
+
+rule train_classifier:
+    output:
+        weights="results/evaluator/classifier.safetensors",
+        report="results/evaluator/classifier.json",
+    log:
+        log_path("train_classifier", "classifier"),
+    params:
+        seed=config["seed"],
+        **EMB["classifier"],
+    threads: RES["threads"]
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=RES["runtime"],
+    script:
+        "../scripts/train_classifier.py"

@@ -1,0 +1,96 @@
+# Helpers shared by the rules: config validation, wildcard vocabularies, model resolution.
+import json
+
+from snakemake.utils import validate
+
+
+validate(config, schema="../config/schema.yaml")
+
+
+def _check_concepts():
+    unknown = [c for c in config["concepts"] if c not in config["classes"]]
+    if unknown:
+        raise ValueError(f"config key 'concepts': {unknown} not in config key 'classes'")
+    for c in config["real_images"]:
+        if c not in config["concepts"]:
+            raise ValueError(f"config key 'real_images.{c}': not one of the concepts {config['concepts']}")
+
+
+_check_concepts()
+
+CONCEPTS = config["concepts"]
+METHODS = config["erasure"]["methods"]
+TV = config["erasure"]["task_vector"]
+ALPHAS = [f"{float(a):g}" for a in TV["alphas"]]
+PROMPT_SETS = ["name", "inversion", "control"]
+# Models that get the full audit (name, inversion, control): the base and each erasure method.
+# "tv" is the task-vector model at the alpha chosen by select_task_vector_alpha.
+AUDITED_MODELS = ["base"] + METHODS
+RES = config["resources"]
+
+
+wildcard_constraints:
+    concept="[a-z0-9_]+",
+    model="base|esd-x|esd-u|esd-x-strict|esd-all|tv|tv-a[0-9.]+",
+    method="esd-x|esd-u|esd-x-strict|esd-all",
+    alpha="[0-9.]+",
+    prompt_set="name|inversion|control",
+
+
+def log_path(rule_name, *parts):
+    return "results/logs/" + rule_name + "/" + "/".join(parts) + ".log"
+
+
+def checkpoint_path(rule_name, *parts):
+    # Outside the declared outputs: a killed job keeps it, and the rerun resumes from it.
+    return "results/checkpoints/" + rule_name + "/" + "/".join(parts) + ".pt"
+
+
+def base_model_inputs(wildcards):
+    return {"model": "results/embedded/model"} if config["base_model"]["source"] == "embedded" else {}
+
+
+def unet_patch(wildcards):
+    """The UNet patch file of model `wildcards.model` (none for the base model)."""
+    if wildcards.model == "base":
+        return {}
+    return {"unet_patch": f"results/erased/{wildcards.concept}/{wildcards.model}/unet_patch.safetensors"}
+
+
+def concept_label(wildcards):
+    return config["classes"][wildcards.concept]
+
+
+def concept_text(wildcards):
+    # The text that names a concept in prompts: its class name with underscores as spaces.
+    return wildcards.concept.replace("_", " ")
+
+
+def inversion_token(wildcards):
+    return f"<{wildcards.concept}-inv>"
+
+
+def heavy(multiplier=1):
+    """resources: for a job that runs a diffusion model (GPU on a cluster)."""
+    return dict(gpu=RES["gpu"], mem_mb=RES["mem_mb"], runtime=RES["runtime"] * multiplier)
+
+
+def cells_of(concept):
+    """(model, prompt set) cells scored for a concept: the full audit of the base and each
+    method, plus name and control for every task-vector alpha (they decide the alpha)."""
+    cells = [(m, s) for m in AUDITED_MODELS for s in PROMPT_SETS]
+    if "tv" in METHODS:
+        cells += [(f"tv-a{a}", s) for a in ALPHAS for s in ("name", "control")]
+    return cells
+
+
+def metric_files():
+    return [f"results/metrics/{c}/{m}/{s}.json" for c in CONCEPTS for m, s in cells_of(c)]
+
+
+def final_outputs():
+    return [
+        "results/tables/accuracy.csv",
+        "results/tables/erasure_vs_inversion.md",
+        "results/evaluator/classifier.json",
+    ] + [f"results/erased/{c}/tv/alpha_choice.json" for c in CONCEPTS if "tv" in METHODS]

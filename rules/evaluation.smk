@@ -1,0 +1,40 @@
+# Metrics: the evaluator scores every generated cell; tables gather them.
+
+
+localrules:
+    base_model,
+    evaluate,
+    tables,
+    select_task_vector_alpha,
+
+
+rule evaluate:
+    # One job per concept scores all of its cells: the evaluator loads once, and a metric-only
+    # change (evaluation.*) re-runs these cheap jobs and the tables, nothing upstream.
+    input:
+        images=lambda wc: [f"results/generations/{wc.concept}/{m}/{s}.safetensors" for m, s in cells_of(wc.concept)],
+        classifier="results/evaluator/classifier.safetensors",
+    output:
+        metrics=[f"results/metrics/{{concept}}/{m}/{s}.json" for m, s in cells_of(None)],
+    log:
+        log_path("evaluate", "{concept}"),
+    params:
+        min_confidence=config["evaluation"]["min_confidence"],
+        cells=lambda wc: [{"concept": wc.concept, "model": m, "prompt_set": s} for m, s in cells_of(wc.concept)],
+    script:
+        "../scripts/evaluate.py"
+
+
+rule tables:
+    input:
+        metrics=metric_files(),
+    output:
+        long_csv=report("results/tables/accuracy.csv", category="Tables"),
+        paper_md=report("results/tables/erasure_vs_inversion.md", category="Tables"),
+    log:
+        log_path("tables", "tables"),
+    params:
+        methods=METHODS,
+        method_labels={"esd-x": "ESD-x", "esd-u": "ESD-u", "esd-x-strict": "ESD-x-strict", "esd-all": "ESD-all", "tv": "TV"},
+    script:
+        "../scripts/tables.py"

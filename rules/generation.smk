@@ -1,0 +1,66 @@
+# Generations: each model's prompt sets in one job (the model loads once), fixed seeds, batched.
+ALPHA_GRID_SETS = ["name", "control"]
+
+
+def _grid(model, prompt_set):
+    path = f"results/generations/{{concept}}/{model}/{prompt_set}.png"
+    return report(path, category="Generations", subcategory="{concept}", labels={"model": model, "prompts": prompt_set})
+
+
+def generation_outputs(model, prompt_sets):
+    return dict(
+        images=[f"results/generations/{{concept}}/{model}/{s}.safetensors" for s in prompt_sets],
+        grids=[_grid(model, s) for s in prompt_sets],
+    )
+
+
+GENERATION_PARAMS = dict(
+    concept_text=concept_text,
+    label=concept_label,
+    classes=config["classes"],
+    templates=config["prompts"]["templates"],
+    num_images=config["evaluation"]["images_per_cell"],
+    seed=config["seed"],
+    **config["sampling"],
+)
+
+
+rule generate:
+    # The audited models: the concept's name, the Concept-Inversion tokens, the other classes.
+    wildcard_constraints:
+        model="base|esd-x|esd-u|esd-x-strict|esd-all|tv",
+    input:
+        unpack(unet_patch),
+        manifest="results/base_model/manifest.json",
+        embeds="results/inversion/{concept}/{model}/learned_embeds.safetensors",
+    output:
+        **generation_outputs("{model}", PROMPT_SETS),
+    log:
+        log_path("generate", "{concept}", "{model}"),
+    params:
+        prompt_sets=PROMPT_SETS,
+        **GENERATION_PARAMS,
+    threads: RES["threads"]
+    resources:
+        **heavy(),
+    script:
+        "../scripts/generate.py"
+
+
+rule generate_alpha_grid:
+    # Task-vector candidates: name and control only, to choose the alpha.
+    input:
+        manifest="results/base_model/manifest.json",
+        unet_patch="results/erased/{concept}/tv-a{alpha}/unet_patch.safetensors",
+    output:
+        **generation_outputs("tv-a{alpha}", ALPHA_GRID_SETS),
+    log:
+        log_path("generate_alpha_grid", "{concept}", "a{alpha}"),
+    params:
+        prompt_sets=ALPHA_GRID_SETS,
+        **GENERATION_PARAMS,
+    threads: RES["threads"]
+    resources:
+        **heavy(),
+    script:
+        "../scripts/generate.py"

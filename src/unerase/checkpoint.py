@@ -1,0 +1,63 @@
+"""Resumable training: periodic checkpoints outside the job's declared outputs.
+
+A checkpoint is tagged with a fingerprint of the job's hyper-parameters, so one left by a run with
+other settings is ignored rather than resumed. Loading uses `weights_only=True`: no pickled code.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_path
+from .progress import log
+
+
+def fingerprint(params) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Checkpointer:
+    def __init__(self, path: str | os.PathLike | None, params, every: int):
+        self.path = Path(path) if path else None
+        self.tag = fingerprint(params)
+        self.every = max(1, int(every))
+
+    def load(self) -> dict | None:
+        if not self.path or not self.path.exists():
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        if state.get("fingerprint") != self.tag:
+            log.info("ignoring checkpoint %s: written with other settings", self.path)
+            return None
+        log.info("resuming from checkpoint %s at step %d", self.path, state["step"])
+        return state
+
+    def maybe_save(self, step: int, total: int, make_state) -> None:
+        """Save after step `step` (0-based) every `every` steps, except after the last one."""
+        if not self.path or (step + 1) % self.every or step + 1 == total:
+            return
+        state = make_state()
+        state.update(step=step + 1, fingerprint=self.tag)
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)
+
+    def clear(self) -> None:
+        if self.path and self.path.exists():
+            self.path.unlink()
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])

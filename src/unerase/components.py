@@ -1,0 +1,107 @@
+"""Loading a text-to-image model — the embedded one or SD 1.4 — as the five parts every method uses.
+
+A base model is a diffusers folder (or hub id) with tokenizer/, text_encoder/, vae/, unet/ and
+scheduler/. An erased model is the base plus a *UNet patch*: a safetensors file holding the
+parameters the erasure changed (all of them for a task vector, only `attn2` for ESD-x).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from safetensors.torch import load_file, save_file
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from .atomic import atomic_path
+
+SUBFOLDERS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")
+
+
+class BaseModelMissing(RuntimeError):
+    """The configured base model's weights are not where the config says."""
+
+
+@dataclass
+class Components:
+    tokenizer: CLIPTokenizer
+    text_encoder: CLIPTextModel
+    vae: AutoencoderKL
+    unet: UNet2DConditionModel
+    scheduler: DDIMScheduler
+    device: torch.device
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        size = self.unet.config.sample_size
+        return (self.unet.config.in_channels, size, size)
+
+    @property
+    def vae_scale(self) -> float:
+        return float(self.vae.config.scaling_factor)
+
+
+def _missing_message(ref: str) -> str:
+    return (
+        f"base model '{ref}' not found: provide a diffusers folder with {', '.join(SUBFOLDERS)} "
+        f"(e.g. `hf download CompVis/stable-diffusion-v1-4 --local-dir models/sd14` on a machine with "
+        f"internet, then set base_model.path to that folder), or use base_model.source: embedded"
+    )
+
+
+def check_base_model(ref: str) -> None:
+    """Fail with one line naming what to provide when `ref` is neither a complete folder nor a cached hub id."""
+    path = Path(ref)
+    if path.exists():
+        absent = [s for s in SUBFOLDERS if not (path / s).is_dir()]
+        if absent or not (path / "model_index.json").exists():
+            raise BaseModelMissing(_missing_message(ref) + f" (missing in that folder: {', '.join(absent) or 'model_index.json'})")
+        return
+    try:
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(ref, allow_patterns=["model_index.json"], local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1")
+    except Exception as err:  # noqa: BLE001 - any hub failure means the same thing to the user
+        raise BaseModelMissing(_missing_message(ref) + f" ({type(err).__name__})") from None
+
+
+def load_components(ref: str, device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> Components:
+    """Load every part of the base model `ref` (a folder or hub id); weights via safetensors only."""
+    check_base_model(ref)
+    device = device or torch.device("cpu")
+    kw = dict(use_safetensors=True, torch_dtype=dtype)
+    try:
+        tokenizer = CLIPTokenizer.from_pretrained(ref, subfolder="tokenizer")
+        text_encoder = CLIPTextModel.from_pretrained(ref, subfolder="text_encoder", **kw).to(device)
+        vae = AutoencoderKL.from_pretrained(ref, subfolder="vae", **kw).to(device)
+        unet = UNet2DConditionModel.from_pretrained(ref, subfolder="unet", **kw).to(device)
+        scheduler = DDIMScheduler.from_pretrained(ref, subfolder="scheduler")
+    except OSError as err:
+        raise BaseModelMissing(_missing_message(ref) + f" ({err.__class__.__name__}: {str(err).splitlines()[0]})") from None
+    for module in (text_encoder, vae, unet):
+        module.requires_grad_(False).eval()
+    return Components(tokenizer, text_encoder, vae, unet, scheduler, device)
+
+
+def save_unet_patch(unet: torch.nn.Module, names: list[str] | None, path: str | os.PathLike, metadata: dict | None = None) -> None:
+    """Save the named UNet parameters (all when `names` is None) as safetensors, atomically."""
+    state = unet.state_dict()
+    keep = state.keys() if names is None else names
+    tensors = {k: state[k].detach().to("cpu").contiguous() for k in keep}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+
+
+def load_unet_patch(unet: torch.nn.Module, path: str | os.PathLike) -> list[str]:
+    """Overwrite the UNet's parameters with those in the patch; every patch key must exist."""
+    patch = load_file(str(path))
+    own = unet.state_dict()
+    unknown = sorted(set(patch) - set(own))
+    if unknown:
+        raise ValueError(f"UNet patch {path} has parameters this UNet lacks, e.g. {unknown[:3]}")
+    with torch.no_grad():
+        for k, v in patch.items():
+            own[k].copy_(v.to(own[k].device, own[k].dtype))
+    return sorted(patch)

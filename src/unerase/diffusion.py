@@ -1,0 +1,40 @@
+"""The denoising objective shared by model training, task-vector fine-tuning and textual inversion."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def add_noise(scheduler, latents: torch.Tensor, generator: torch.Generator | None = None):
+    """(noisy latents, noise, timesteps) for uniformly drawn timesteps."""
+    noise = torch.randn(latents.shape, generator=generator, device="cpu").to(latents.device)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator).to(latents.device)
+    return scheduler.add_noise(latents, noise, t), noise, t
+
+
+def denoising_loss(unet, scheduler, latents: torch.Tensor, context: torch.Tensor, generator=None) -> torch.Tensor:
+    noisy, noise, t = add_noise(scheduler, latents, generator)
+    pred = unet(noisy, t, encoder_hidden_states=context).sample
+    return F.mse_loss(pred.float(), noise.float())
+
+
+class LatentBank:
+    """VAE posteriors of a fixed image set, encoded once. Drawing z = μ + σ·ε each step is the same
+    distribution as re-encoding the image each step, without running the encoder again."""
+
+    def __init__(self, vae, images: torch.Tensor, scale: float, batch_size: int = 256):
+        means, stds = [], []
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                dist = vae.encode(images[start : start + batch_size].to(vae.device, vae.dtype)).latent_dist
+                means.append(dist.mean)
+                stds.append(dist.std)
+        self.mean, self.std, self.scale = torch.cat(means), torch.cat(stds), scale
+
+    def __len__(self) -> int:
+        return len(self.mean)
+
+    def draw(self, index: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        index = index.to(self.mean.device)
+        eps = torch.randn(self.mean[index].shape, generator=generator).to(self.mean.device)
+        return (self.mean[index] + self.std[index] * eps) * self.scale

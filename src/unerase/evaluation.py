@@ -1,0 +1,28 @@
+"""Scoring generated images with the evaluator: how often does the image show what it was meant to?"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from .classifier import load_classifier, predict
+
+
+def file_sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def classifier_accuracy(images: torch.Tensor, labels: torch.Tensor, classifier_path: str, min_confidence: float) -> dict:
+    """Fraction of images classified as their intended label with at least `min_confidence`."""
+    pred, conf = predict(load_classifier(classifier_path), images)
+    hit = (pred == labels) & (conf >= min_confidence)
+    per_class = {int(c): float(hit[labels == c].float().mean()) for c in labels.unique()}
+    return dict(
+        accuracy=float(hit.float().mean()),
+        images=int(len(labels)),
+        per_class_accuracy=per_class,
+        predicted_counts={int(c): int((pred == c).sum()) for c in pred.unique()},
+        evaluator=dict(name="embedded digit CNN", weights=str(classifier_path), sha256=file_sha256(classifier_path),
+                       rule="argmax == intended digit", min_confidence=min_confidence),
+    )

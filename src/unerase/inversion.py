@@ -1,0 +1,91 @@
+"""Concept Inversion (Pham et al. 2024): textual inversion of new placeholder tokens on an erased
+model. If the erased UNet still draws the concept for *some* input, the tokens find that input.
+
+Several vectors per concept, as diffusers' multi-vector textual inversion: tokens `<t>`, `<t>_1`, …
+saved as {"<t>": (K, D)} in `learned_embeds.safetensors`, which `load_textual_inversion` reads.
+"""
+from __future__ import annotations
+
+import random
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .atomic import atomic_path
+from .checkpoint import Checkpointer, rng_state, set_rng_state
+from .components import Components
+from .diffusion import LatentBank, denoising_loss
+from .progress import Progress
+from .text import encode
+
+
+def placeholder_tokens(token: str, num_vectors: int) -> list[str]:
+    return [token] + [f"{token}_{i}" for i in range(1, num_vectors)]
+
+
+def add_tokens(components: Components, token: str, vectors: torch.Tensor) -> str:
+    """Register `token` (K vectors) in tokenizer and text encoder; returns the prompt text to use."""
+    tokens = placeholder_tokens(token, len(vectors))
+    added = components.tokenizer.add_tokens(tokens)
+    if added != len(tokens):
+        raise ValueError(f"tokenizer already has tokens named like '{token}'")
+    components.text_encoder.resize_token_embeddings(len(components.tokenizer), mean_resizing=False)
+    ids = components.tokenizer.convert_tokens_to_ids(tokens)
+    with torch.no_grad():
+        components.text_encoder.get_input_embeddings().weight[ids] = vectors.to(components.text_encoder.dtype).to(components.device)
+    return " ".join(tokens)
+
+
+def load_learned_embeds(components: Components, path: str) -> str:
+    (token, vectors), = load_file(path).items()
+    return add_tokens(components, token, vectors)
+
+
+def init_vectors(components: Components, init_text: str, num_vectors: int) -> torch.Tensor:
+    ids = components.tokenizer(init_text, add_special_tokens=False).input_ids
+    table = components.text_encoder.get_input_embeddings().weight.detach()
+    return table[ids].mean(0, keepdim=True).repeat(num_vectors, 1).cpu()
+
+
+def invert(components: Components, bank: LatentBank, *, token: str, templates: list[str], num_vectors: int, init_text: str,
+           lr: float, batch_size: int, steps: int, seed: int, checkpoint: str | None = None, checkpoint_every: int = 100) -> torch.Tensor:
+    """Learn K vectors for `token` on the (frozen) model; returns them (K, D)."""
+    rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    placeholder = add_tokens(components, token, init_vectors(components, init_text, num_vectors))
+    ids = torch.tensor(components.tokenizer.convert_tokens_to_ids(placeholder_tokens(token, num_vectors)))
+    table = components.text_encoder.get_input_embeddings().weight
+    original = table.detach().clone()
+    frozen_rows = torch.ones(len(table), dtype=torch.bool)
+    frozen_rows[ids] = False
+    table.requires_grad_(True)
+    opt = torch.optim.AdamW([table], lr=lr, weight_decay=0.0)
+    ckpt = Checkpointer(checkpoint, dict(token=token, k=num_vectors, init=init_text, lr=lr, bs=batch_size, steps=steps, seed=seed),
+                        checkpoint_every)
+    start = 0
+    if state := ckpt.load():
+        with torch.no_grad():
+            table[ids] = state["vectors"].to(table.device)
+        opt.load_state_dict(state["opt"]); gen.set_state(state["gen"]); set_rng_state(state["rng"])
+        rng.seed(seed + state["step"]); start = state["step"]
+    progress = Progress(f"concept inversion ({token})", steps, start)
+    for step in range(start, steps):
+        captions = [rng.choice(templates).format(placeholder) for _ in range(batch_size)]
+        idx = torch.randint(0, len(bank), (batch_size,), generator=gen)
+        context = encode(components.tokenizer, components.text_encoder, captions)
+        loss = denoising_loss(components.unet, components.scheduler, bank.draw(idx, gen), context, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():  # only the new tokens' rows may move (as diffusers' textual_inversion does)
+            table[frozen_rows] = original[frozen_rows]
+        progress.update(step, loss.item())
+        ckpt.maybe_save(step, steps, lambda: dict(vectors=table.detach()[ids].cpu(), opt=opt.state_dict(), gen=gen.get_state(), rng=rng_state()))
+    table.requires_grad_(False)
+    ckpt.clear()
+    return table.detach()[ids].cpu().clone()
+
+
+def save_learned_embeds(path: str, token: str, vectors: torch.Tensor) -> None:
+    with atomic_path(path) as tmp:
+        save_file({token: vectors.contiguous()}, str(tmp))

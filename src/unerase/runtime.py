@@ -1,0 +1,29 @@
+"""Where jobs run: device choice, thread count, seeding."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+
+def pick_device() -> torch.device:
+    """The GPU when there is one, else the CPU: the same code runs on a laptop and on a cluster."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def configure_threads(threads: int) -> None:
+    # Snakemake's `threads:` decides: on a loaded 2-core machine two threads per job were many times
+    # slower than one (issue #2), so a job never takes more than it was given.
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)

@@ -1,0 +1,51 @@
+"""Batched DDIM sampling with classifier-free guidance, one fixed seed per image."""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from .components import Components
+from .text import encode
+
+
+def initial_latents(shape: tuple[int, ...], seeds: list[int], device) -> torch.Tensor:
+    """One latent per seed, drawn on the CPU so a seed gives the same image on any device."""
+    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).to(device)
+
+
+def ddim_loop(unet, scheduler, latents, cond, uncond, guidance_scale: float, num_steps: int, stop_at: int | None = None):
+    """Run DDIM from `latents`; `stop_at` returns the intermediate x_t after that many steps (ESD uses it)."""
+    scheduler = copy.deepcopy(scheduler)
+    scheduler.set_timesteps(num_steps, device=latents.device)
+    context = torch.cat([uncond, cond])
+    for i, t in enumerate(scheduler.timesteps):
+        if stop_at is not None and i == stop_at:
+            return latents, t
+        eps_u, eps_c = unet(torch.cat([latents, latents]), t, encoder_hidden_states=context).sample.chunk(2)
+        eps = eps_u + guidance_scale * (eps_c - eps_u)
+        latents = scheduler.step(eps, t, latents).prev_sample
+    return latents, None
+
+
+@torch.no_grad()
+def decode_to_uint8(components: Components, latents: torch.Tensor) -> torch.Tensor:
+    images = components.vae.decode(latents / components.vae_scale).sample
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+
+
+@torch.no_grad()
+def generate(components: Components, prompts: list[str], seeds: list[int], guidance_scale: float,
+             num_steps: int, batch_size: int, on_batch=None) -> torch.Tensor:
+    """Images (N, C, H, W) uint8 for `prompts`, image i drawn from seed `seeds[i]`."""
+    out = []
+    for start in range(0, len(prompts), batch_size):
+        p = prompts[start : start + batch_size]
+        cond = encode(components.tokenizer, components.text_encoder, p)
+        uncond = encode(components.tokenizer, components.text_encoder, [""] * len(p))
+        latents = initial_latents(components.latent_shape, seeds[start : start + batch_size], components.device)
+        latents, _ = ddim_loop(components.unet, components.scheduler, latents, cond, uncond, guidance_scale, num_steps)
+        out.append(decode_to_uint8(components, latents))
+        if on_batch:
+            on_batch(start + len(p), len(prompts))
+    return torch.cat(out)

@@ -1,0 +1,29 @@
+"""What every step does first: logging to its log file, threads, device, loading a model."""
+from __future__ import annotations
+
+from ..atomic import read_json
+from ..components import Components, load_components, load_unet_patch
+from ..diffusion import LatentBank
+from ..images_io import load_image_set
+from ..progress import setup_logging
+from ..runtime import configure_threads, pick_device
+
+
+def start(threads: int = 1, log: str | None = None):
+    setup_logging(log)
+    configure_threads(threads)
+    return pick_device()
+
+
+def load_model(manifest: str, device, unet_patch: str | None = None) -> Components:
+    """The base model named in `manifest`, with an erasure's UNet patch applied when given."""
+    components = load_components(read_json(manifest)["path"], device)
+    if unet_patch:
+        load_unet_patch(components.unet, unet_patch)
+    return components
+
+
+def concept_bank(components: Components, images_path: str) -> LatentBank:
+    images, _, _ = load_image_set(images_path)
+    x = images.float().div(127.5).sub(1).to(components.device)
+    return LatentBank(components.vae, x, components.vae_scale)

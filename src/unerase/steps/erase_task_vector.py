@@ -1,0 +1,60 @@
+"""Task-vector erasure steps: fine-tune on the concept, negate τ at each α, pick the α to report."""
+from __future__ import annotations
+
+import shutil
+
+from safetensors.torch import load_file
+
+from ..atomic import atomic_path, write_json
+from ..evaluation import classifier_accuracy
+from ..images_io import load_image_set
+from ..components import save_unet_patch
+from ..progress import log as logger
+from ..task_vector import finetune_on_concept, negate, task_vector
+from ._shared import concept_bank, load_model, start
+
+
+def run_finetune(*, manifest, concept_images, finetuned, steps, lr, batch_size, grad_clip, seed, checkpoint, threads=1, log=None):
+    device = start(threads, log)
+    model = load_model(manifest, device)
+    finetune_on_concept(model, concept_bank(model, concept_images), steps=steps, lr=lr, batch_size=batch_size,
+                        grad_clip=grad_clip, seed=seed, checkpoint=checkpoint)
+    save_unet_patch(model.unet, None, finetuned, metadata=dict(kind="fine-tuned on concept, empty captions"))
+
+
+def run_negate(*, manifest, finetuned, patch, alpha, threads=1, log=None):
+    device = start(threads, log)
+    model = load_model(manifest, device)
+    base = {k: v.cpu() for k, v in model.unet.state_dict().items()}
+    erased = negate(base, task_vector(base, load_file(finetuned)), float(alpha))
+    model.unet.load_state_dict({**base, **erased})
+    save_unet_patch(model.unet, sorted(erased), patch, metadata=dict(kind="task vector", alpha=alpha))
+
+
+def choose_alpha(results: list[dict], max_target: float, min_control: float) -> tuple[float, str]:
+    """The smallest α whose erased model meets both criteria; failing that, the α with the lowest
+    concept accuracy among those keeping the control classes, else the lowest concept accuracy."""
+    ok = [r for r in results if r["target"] <= max_target and r["control"] >= min_control]
+    if ok:
+        return min(ok, key=lambda r: r["alpha"])["alpha"], "smallest alpha meeting both criteria"
+    keep = [r for r in results if r["control"] >= min_control] or results
+    best = min(keep, key=lambda r: (r["target"], r["alpha"]))
+    return best["alpha"], "no alpha met both criteria: lowest concept accuracy" + (" keeping control" if keep is not results else "")
+
+
+def _argmax_accuracy(images: str, classifier: str) -> float:
+    x, labels, _ = load_image_set(images)
+    return classifier_accuracy(x, labels, classifier, min_confidence=0.0)["accuracy"]
+
+
+def run_select(*, patches, name_images, control_images, classifier, selected, choice, alphas, max_target_accuracy,
+               min_control_accuracy, threads=1, log=None):
+    start(threads, log)
+    results = [dict(alpha=float(a), target=_argmax_accuracy(n, classifier), control=_argmax_accuracy(c, classifier))
+               for a, n, c in zip(alphas, name_images, control_images)]
+    alpha, why = choose_alpha(results, max_target_accuracy, min_control_accuracy)
+    logger.info("task vector: chose alpha %s (%s) from %s", alpha, why, results)
+    with atomic_path(selected) as tmp:
+        shutil.copyfile(patches[[float(a) for a in alphas].index(alpha)], tmp)
+    write_json(choice, dict(alpha=alpha, reason=why, candidates=results, max_target_accuracy=max_target_accuracy,
+                            min_control_accuracy=min_control_accuracy))

@@ -1,0 +1,37 @@
+"""Generation step: one (model, prompt set) cell, M images with fixed seeds."""
+from __future__ import annotations
+
+from ..images_io import save_grid, save_image_set
+from ..inversion import load_learned_embeds
+from ..progress import log as logger
+from ..prompts import balanced_prompts
+from ..sampling import generate
+from ._shared import load_model, start
+
+
+def build_prompts(prompt_set: str, templates: list[str], concept_text: str, label: int, classes: dict[str, int],
+                  num_images: int, placeholder: str | None) -> tuple[list[str], list[int]]:
+    """name: the concept's own name; inversion: the learned tokens; control: every other class."""
+    if prompt_set in ("name", "inversion"):
+        text = concept_text if prompt_set == "name" else placeholder
+        return [templates[i % len(templates)].format(text) for i in range(num_images)], [label] * num_images
+    if prompt_set == "control":
+        others = [name for name, lab in classes.items() if lab != label]
+        prompts, owners = balanced_prompts(templates, others, num_images)
+        return prompts, [classes[o] for o in owners]
+    raise ValueError(f"unknown prompt set '{prompt_set}'")
+
+
+def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, templates, num_images, seed, guidance_scale,
+        num_steps, batch_size, unet_patch=None, embeds=None, threads=1, log=None):
+    """Generate each prompt set in `prompt_sets` with one loaded model; image i uses seed `seed + i`
+    in every set and model, so cells are paired across models."""
+    device = start(threads, log)
+    model = load_model(manifest, device, unet_patch)
+    placeholder = load_learned_embeds(model, embeds) if embeds else None
+    for prompt_set, images_path, grid_path in zip(prompt_sets, images, grids, strict=True):
+        prompts, labels = build_prompts(prompt_set, templates, concept_text, label, classes, num_images, placeholder)
+        x = generate(model, prompts, [seed + i for i in range(num_images)], guidance_scale, num_steps, batch_size,
+                     on_batch=lambda done, total, s=prompt_set: logger.info("generate %s: %d/%d", s, done, total))
+        save_image_set(images_path, x, labels, prompts, seed=seed)
+        save_grid(grid_path, x)

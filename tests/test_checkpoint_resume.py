@@ -1,0 +1,45 @@
+"""A killed training job resumes from its checkpoint and ends where an uninterrupted one would."""
+import pytest
+import torch
+from diffusers import AutoencoderKL
+
+from unerase import embedded_model
+from unerase.checkpoint import Checkpointer
+
+KW = dict(steps=12, batch_size=8, lr=2e-3, kl_weight=1e-4, seed=3, device=torch.device("cpu"), checkpoint_every=4)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    embedded_model.train_vae(str(tmp_path / "straight"), **KW)
+
+    ckpt = tmp_path / "ckpt.pt"
+    real_update = embedded_model.Progress.update
+
+    def die_at_step_10(self, step, loss=None):
+        if step == 9:
+            raise Killed
+        real_update(self, step, loss)
+
+    monkeypatch.setattr(embedded_model.Progress, "update", die_at_step_10)
+    with pytest.raises(Killed):
+        embedded_model.train_vae(str(tmp_path / "resumed"), checkpoint=str(ckpt), **KW)
+    assert ckpt.exists() and not (tmp_path / "resumed").exists()  # no half-written output
+    assert torch.load(ckpt, weights_only=True)["step"] == 8
+    monkeypatch.setattr(embedded_model.Progress, "update", real_update)
+
+    embedded_model.train_vae(str(tmp_path / "resumed"), checkpoint=str(ckpt), **KW)
+    assert not ckpt.exists()  # cleared once the output is written
+    a = AutoencoderKL.from_pretrained(tmp_path / "straight").state_dict()
+    b = AutoencoderKL.from_pretrained(tmp_path / "resumed").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_from_other_settings_is_ignored(tmp_path):
+    path = tmp_path / "c.pt"
+    Checkpointer(path, {"lr": 1}, every=1).maybe_save(0, 10, lambda: {"x": torch.zeros(1)})
+    assert Checkpointer(path, {"lr": 1}, every=1).load()["step"] == 1
+    assert Checkpointer(path, {"lr": 2}, every=1).load() is None

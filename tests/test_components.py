@@ -1,0 +1,72 @@
+import json
+
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+
+from unerase.components import BaseModelMissing, check_base_model, load_components, load_unet_patch, save_unet_patch
+from unerase.sampling import generate
+
+
+def test_embedded_folder_is_a_standard_pipeline(tiny_pipeline_dir):
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_pipeline_dir, safety_checker=None, requires_safety_checker=False)
+    out = pipe("the digit one", num_inference_steps=2, height=16, width=16, output_type="pt")
+    assert out.images.shape[-2:] == (16, 16)
+
+
+def test_sampling_is_deterministic_per_seed(tiny_pipeline_dir):
+    model = load_components(str(tiny_pipeline_dir))
+    a = generate(model, ["the digit one", "the digit two"], [5, 6], 3.0, 3, batch_size=2)
+    b = generate(model, ["the digit two"], [6], 3.0, 3, batch_size=1)
+    assert a.dtype == torch.uint8 and a.shape == (2, 1, 16, 16)
+    assert torch.equal(a[1], b[0])  # image i depends on its own seed, not on its batch
+
+
+def test_unet_patch_roundtrip(tiny_pipeline_dir, tmp_path):
+    model = load_components(str(tiny_pipeline_dir))
+    name = next(n for n, _ in model.unet.named_parameters() if ".attn2.to_k." in n)
+    with torch.no_grad():
+        dict(model.unet.named_parameters())[name].add_(1.0)
+    save_unet_patch(model.unet, [name], tmp_path / "patch.safetensors")
+    fresh = load_components(str(tiny_pipeline_dir))
+    assert load_unet_patch(fresh.unet, tmp_path / "patch.safetensors") == [name]
+    assert torch.equal(dict(fresh.unet.named_parameters())[name], dict(model.unet.named_parameters())[name])
+
+
+def test_random_weight_sd_layout_loads(tmp_path, tokenizer):
+    """The SD 1.4 path: RGB VAE, 4-channel latents, 77-token CLIP text — same loader, random weights."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=4, scaling_factor=0.18215)
+    unet = UNet2DConditionModel(sample_size=8, block_out_channels=(16, 32), layers_per_block=1, cross_attention_dim=32,
+                                norm_num_groups=8, attention_head_dim=4,
+                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                        num_attention_heads=4, max_position_embeddings=77))
+    sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=sched, safety_checker=None,
+                            feature_extractor=None, requires_safety_checker=False).save_pretrained(tmp_path / "sd", safe_serialization=True)
+    model = load_components(str(tmp_path / "sd"))
+    images = generate(model, ["a photo of a church"], [0], 7.5, 2, batch_size=1)
+    assert images.shape == (1, 3, 16, 16)
+
+
+def test_missing_folder_names_what_to_provide(tmp_path):
+    with pytest.raises(BaseModelMissing, match="provide a diffusers folder with tokenizer, text_encoder, vae, unet, scheduler"):
+        check_base_model(str(tmp_path / "nowhere"))
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "model_index.json").write_text(json.dumps({}))
+    with pytest.raises(BaseModelMissing, match="missing in that folder: tokenizer, text_encoder"):
+        load_components(str(tmp_path / "half"))
+
+
+def test_uncached_hub_id_stops_with_one_clear_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(BaseModelMissing) as err:
+        check_base_model("CompVis/stable-diffusion-v1-4")
+    msg = str(err.value)
+    assert "CompVis/stable-diffusion-v1-4" in msg and "base_model.path" in msg and "\n" not in msg

@@ -1,0 +1,133 @@
+"""The whole DAG on the tiny .test config, then what a config change re-runs (dry runs)."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+
+
+def smk(workdir, *args, check=True):
+    proc = subprocess.run(SNAKEMAKE + ["--directory", str(workdir), *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def planned_jobs(proc) -> dict[str, int]:
+    """Rule -> count from a dry run's 'Job stats' table."""
+    lines = (proc.stdout + proc.stderr).splitlines()
+    if any("Nothing to be done" in line for line in lines):
+        return {}
+    start = next(i for i, line in enumerate(lines) if line.startswith("job ") and "count" in line) + 2
+    jobs = {}
+    for line in lines[start:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def overlay(workdir, name, change) -> str:
+    cfg = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
+    for dotted, value in change.items():
+        node = cfg
+        *path, last = dotted.split(".")
+        for key in path:
+            node = node[key]
+        node[last] = value
+    out = Path(workdir) / name
+    out.write_text(yaml.safe_dump(cfg))
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("run")
+    shutil.copytree(ROOT / "config", wd / "config")
+    shutil.copytree(ROOT / ".test", wd / ".test")
+    smk(wd, "--cores", "2", "--configfile", ".test/config.yaml")
+    return wd
+
+
+@pytest.mark.slow
+def test_whole_dag_writes_tables_and_logs(workdir):
+    table = pd.read_csv(workdir / "results/tables/accuracy.csv")
+    cells = set(zip(table["model"], table["prompt_set"]))
+    for model in ("base", "esd-x", "tv"):
+        assert {(model, "name"), (model, "inversion"), (model, "control")} <= cells
+    assert {("tv-a1", "name"), ("tv-a2", "control")} <= cells
+    assert table["accuracy"].between(0, 1).all() and (table["images"] == 10).all()
+    assert (table["evaluator"] == "embedded digit CNN").all()
+    md = (workdir / "results/tables/erasure_vs_inversion.md").read_text()
+    assert "| concept | base | base (inverted) | ESD-x | TV |" in md and "| zero |" in md
+    choice = json.loads((workdir / "results/erased/zero/tv/alpha_choice.json").read_text())
+    assert choice["alpha"] in (1.0, 2.0) and len(choice["candidates"]) == 2
+    # 12 generated concept images + the 3 user-supplied real ones
+    from unerase.images_io import load_image_set
+
+    images, labels, meta = load_image_set(workdir / "results/concept_images/zero/images.safetensors")
+    assert images.shape == (15, 1, 16, 16) and set(labels.tolist()) == {0}
+    log = (workdir / "results/logs/train_text_to_image/model.log").read_text()
+    assert "step 30/30" in log and "ETA" in log and "loss" in log
+    assert not list((workdir / "results").rglob("*.part"))  # no half-written files left behind
+
+
+@pytest.mark.slow
+def test_unchanged_config_reruns_nothing(workdir):
+    assert planned_jobs(smk(workdir, "-n", "--configfile", ".test/config.yaml")) == {}
+
+
+@pytest.mark.slow
+def test_metric_only_change_reruns_no_training(workdir):
+    cfg = overlay(workdir, "metric.yaml", {"evaluation.min_confidence": 0.9})
+    jobs = planned_jobs(smk(workdir, "-n", "--configfile", cfg))
+    assert set(jobs) == {"evaluate", "tables", "all"}, jobs
+    assert jobs["evaluate"] == 1  # one job scores all of the concept's cells
+
+
+@pytest.mark.slow
+def test_alpha_change_reruns_only_task_vector_jobs(workdir):
+    cfg = overlay(workdir, "alpha.yaml", {"erasure.task_vector.alphas": [1.0, 1.5]})
+    jobs = planned_jobs(smk(workdir, "-n", "--configfile", cfg))
+    assert jobs["negate_task_vector"] == 1 and "select_task_vector_alpha" in jobs
+    assert not {"train_vae", "train_text_to_image", "train_classifier", "erase_esd", "finetune_on_concept", "concept_images"} & set(jobs)
+
+
+def test_bad_config_key_is_named(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    cfg = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
+    cfg["erasure"]["esd"]["learning_rate"] = 1e-4
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = smk(tmp_path, "-n", "--configfile", "bad.yaml", check=False)
+    assert proc.returncode != 0
+    assert "learning_rate" in proc.stdout + proc.stderr
+
+
+def test_unknown_concept_is_named(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    cfg = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
+    cfg["concepts"] = ["eleven"]
+    cfg["real_images"] = {}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = smk(tmp_path, "-n", "--configfile", "bad.yaml", check=False)
+    assert proc.returncode != 0 and "eleven" in proc.stdout + proc.stderr
+
+
+def test_lint_is_clean():
+    proc = subprocess.run(SNAKEMAKE + ["--lint", "--directory", str(ROOT)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_slurm_profile_dry_run():
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "executor: slurm" in proc.stdout + proc.stderr or "slurm" in proc.stdout + proc.stderr
