@@ -19,6 +19,8 @@ rule train_vae:
     threads: RES["threads"]
     resources:
         **heavy(),
+    conda:
+        "../envs/unerase.yaml"
     script:
         "../scripts/train_vae.py"
 
@@ -38,6 +40,8 @@ rule train_text_to_image:
     threads: RES["threads"]
     resources:
         **heavy(),
+    conda:
+        "../envs/unerase.yaml"
     script:
         "../scripts/train_text_to_image.py"
 
@@ -52,6 +56,8 @@ rule base_model:
     params:
         source=config["base_model"]["source"],
         path=config["base_model"]["path"],
+    conda:
+        "../envs/unerase.yaml"
     script:
         "../scripts/base_model.py"
 
@@ -69,5 +75,7 @@ rule train_classifier:
     resources:
         mem_mb=RES["mem_mb"],
         runtime=RES["runtime"],
+    conda:
+        "../envs/unerase.yaml"
     script:
         "../scripts/train_classifier.py"

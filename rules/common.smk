@@ -1,5 +1,5 @@
 # Helpers shared by the rules: config validation, wildcard vocabularies, model resolution.
-import json
+import os
 
 from snakemake.utils import validate
 
@@ -38,12 +38,12 @@ wildcard_constraints:
 
 
 def log_path(rule_name, *parts):
-    return "results/logs/" + rule_name + "/" + "/".join(parts) + ".log"
+    return f"results/logs/{rule_name}/{os.path.join(*parts)}.log"
 
 
 def checkpoint_path(rule_name, *parts):
     # Outside the declared outputs: a killed job keeps it, and the rerun resumes from it.
-    return "results/checkpoints/" + rule_name + "/" + "/".join(parts) + ".pt"
+    return f"results/checkpoints/{rule_name}/{os.path.join(*parts)}.pt"
 
 
 def base_model_inputs(wildcards):
@@ -94,3 +94,30 @@ def final_outputs():
         "results/tables/erasure_vs_inversion.md",
         "results/evaluator/classifier.json",
     ] + [f"results/erased/{c}/tv/alpha_choice.json" for c in CONCEPTS if "tv" in METHODS]
+
+
+# --- generation ---
+ALPHA_GRID_SETS = ["name", "control"]
+
+
+def _grid(model, prompt_set):
+    path = f"results/generations/{{concept}}/{model}/{prompt_set}.png"
+    return report(path, category="Generations", subcategory="{concept}", labels={"model": model, "prompts": prompt_set})
+
+
+def generation_outputs(model, prompt_sets):
+    return dict(
+        images=[f"results/generations/{{concept}}/{model}/{s}.safetensors" for s in prompt_sets],
+        grids=[_grid(model, s) for s in prompt_sets],
+    )
+
+
+GENERATION_PARAMS = dict(
+    concept_text=concept_text,
+    label=concept_label,
+    classes=config["classes"],
+    templates=config["prompts"]["templates"],
+    num_images=config["evaluation"]["images_per_cell"],
+    seed=config["seed"],
+    **config["sampling"],
+)

@@ -20,5 +20,7 @@ rule concept_images:
     threads: RES["threads"]
     resources:
         **heavy(),
+    conda:
+        "../envs/unerase.yaml"
     script:
         "../scripts/concept_images.py"

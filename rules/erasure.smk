@@ -21,6 +21,8 @@ rule erase_esd:
     threads: RES["threads"]
     resources:
         **heavy(),
+    conda:
+        "../envs/unerase.yaml"
     script:
         "../scripts/erase_esd.py"
 
@@ -43,6 +45,8 @@ rule finetune_on_concept:
     threads: RES["threads"]
     resources:
         **heavy(),
+    conda:
+        "../envs/unerase.yaml"
     script:
         "../scripts/finetune_on_concept.py"
 
@@ -60,6 +64,8 @@ rule negate_task_vector:
     resources:
         mem_mb=RES["mem_mb"],
         runtime=RES["runtime"],
+    conda:
+        "../envs/unerase.yaml"
     script:
         "../scripts/negate_task_vector.py"
 
@@ -81,5 +87,7 @@ rule select_task_vector_alpha:
         alphas=ALPHAS,
         max_target_accuracy=TV["max_target_accuracy"],
         min_control_accuracy=TV["min_control_accuracy"],
+    conda:
+        "../envs/unerase.yaml"
     script:
         "../scripts/select_task_vector_alpha.py"

@@ -21,6 +21,8 @@ rule evaluate:
     params:
         min_confidence=config["evaluation"]["min_confidence"],
         cells=lambda wc: [{"concept": wc.concept, "model": m, "prompt_set": s} for m, s in cells_of(wc.concept)],
+    conda:
+        "../envs/unerase.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -36,5 +38,7 @@ rule tables:
     params:
         methods=METHODS,
         method_labels={"esd-x": "ESD-x", "esd-u": "ESD-u", "esd-x-strict": "ESD-x-strict", "esd-all": "ESD-all", "tv": "TV"},
+    conda:
+        "../envs/unerase.yaml"
     script:
         "../scripts/tables.py"

@@ -1,28 +1,4 @@
 # Generations: each model's prompt sets in one job (the model loads once), fixed seeds, batched.
-ALPHA_GRID_SETS = ["name", "control"]
-
-
-def _grid(model, prompt_set):
-    path = f"results/generations/{{concept}}/{model}/{prompt_set}.png"
-    return report(path, category="Generations", subcategory="{concept}", labels={"model": model, "prompts": prompt_set})
-
-
-def generation_outputs(model, prompt_sets):
-    return dict(
-        images=[f"results/generations/{{concept}}/{model}/{s}.safetensors" for s in prompt_sets],
-        grids=[_grid(model, s) for s in prompt_sets],
-    )
-
-
-GENERATION_PARAMS = dict(
-    concept_text=concept_text,
-    label=concept_label,
-    classes=config["classes"],
-    templates=config["prompts"]["templates"],
-    num_images=config["evaluation"]["images_per_cell"],
-    seed=config["seed"],
-    **config["sampling"],
-)
 
 
 rule generate:
@@ -43,6 +19,8 @@ rule generate:
     threads: RES["threads"]
     resources:
         **heavy(),
+    conda:
+        "../envs/unerase.yaml"
     script:
         "../scripts/generate.py"
 
@@ -62,5 +40,7 @@ rule generate_alpha_grid:
     threads: RES["threads"]
     resources:
         **heavy(),
+    conda:
+        "../envs/unerase.yaml"
     script:
         "../scripts/generate.py"

@@ -21,5 +21,7 @@ rule concept_inversion:
     threads: RES["threads"]
     resources:
         **heavy(),
+    conda:
+        "../envs/unerase.yaml"
     script:
         "../scripts/concept_inversion.py"

@@ -9,9 +9,9 @@ from .components import Components
 from .text import encode
 
 
-def initial_latents(shape: tuple[int, ...], seeds: list[int], device) -> torch.Tensor:
+def initial_latents(shape: tuple[int, ...], seeds: list[int], device, dtype=torch.float32) -> torch.Tensor:
     """One latent per seed, drawn on the CPU so a seed gives the same image on any device."""
-    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).to(device)
+    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).to(device, dtype)
 
 
 def ddim_loop(unet, scheduler, latents, cond, uncond, guidance_scale: float, num_steps: int, stop_at: int | None = None):
@@ -30,7 +30,7 @@ def ddim_loop(unet, scheduler, latents, cond, uncond, guidance_scale: float, num
 
 @torch.no_grad()
 def decode_to_uint8(components: Components, latents: torch.Tensor) -> torch.Tensor:
-    images = components.vae.decode(latents / components.vae_scale).sample
+    images = components.vae.decode((latents / components.vae_scale).to(components.vae.dtype)).sample.float()
     return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
 
 
@@ -43,7 +43,7 @@ def generate(components: Components, prompts: list[str], seeds: list[int], guida
         p = prompts[start : start + batch_size]
         cond = encode(components.tokenizer, components.text_encoder, p)
         uncond = encode(components.tokenizer, components.text_encoder, [""] * len(p))
-        latents = initial_latents(components.latent_shape, seeds[start : start + batch_size], components.device)
+        latents = initial_latents(components.latent_shape, seeds[start : start + batch_size], components.device, components.unet.dtype)
         latents, _ = ddim_loop(components.unet, components.scheduler, latents, cond, uncond, guidance_scale, num_steps)
         out.append(decode_to_uint8(components, latents))
         if on_batch:
