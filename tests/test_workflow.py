@@ -45,7 +45,7 @@ def overlay(workdir, name, change) -> str:
             node = node[key]
         node[last] = value
     out = Path(workdir) / name
-    out.write_text(yaml.safe_dump(cfg))
+    out.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return str(out)
 
 
@@ -106,8 +106,8 @@ def test_bad_config_key_is_named(tmp_path):
     shutil.copytree(ROOT / "config", tmp_path / "config")
     cfg = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
     cfg["erasure"]["esd"]["learning_rate"] = 1e-4
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
-    proc = smk(tmp_path, "-n", "--configfile", "bad.yaml", check=False)
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = smk(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), check=False)
     assert proc.returncode != 0
     assert "learning_rate" in proc.stdout + proc.stderr
 
@@ -117,8 +117,8 @@ def test_unknown_concept_is_named(tmp_path):
     cfg = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
     cfg["concepts"] = ["eleven"]
     cfg["real_images"] = {}
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
-    proc = smk(tmp_path, "-n", "--configfile", "bad.yaml", check=False)
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = smk(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), check=False)
     assert proc.returncode != 0 and "eleven" in proc.stdout + proc.stderr
 
 

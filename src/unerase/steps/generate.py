@@ -16,7 +16,7 @@ def build_prompts(prompt_set: str, templates: list[str], concept_text: str, labe
         text = concept_text if prompt_set == "name" else placeholder
         return [templates[i % len(templates)].format(text) for i in range(num_images)], [label] * num_images
     if prompt_set == "control":
-        others = [name for name, lab in classes.items() if lab != label]
+        others = [name for name, lab in sorted(classes.items(), key=lambda kv: kv[1]) if lab != label]
         prompts, owners = balanced_prompts(templates, others, num_images)
         return prompts, [classes[o] for o in owners]
     raise ValueError(f"unknown prompt set '{prompt_set}'")

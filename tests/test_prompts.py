@@ -1,0 +1,21 @@
+from collections import Counter
+
+from unerase.steps.generate import build_prompts
+
+CLASSES = {"zero": 0, "one": 1, "two": 2, "three": 3}
+TEMPLATES = ["the digit {}", "{}"]
+
+
+def test_control_set_covers_every_other_class_evenly_in_label_order():
+    shuffled = dict(reversed(list(CLASSES.items())))  # config order must not matter
+    prompts, labels = build_prompts("control", TEMPLATES, "zero", 0, shuffled, 7, None)
+    assert prompts[:3] == ["the digit one", "the digit two", "the digit three"] and prompts[3] == "one"
+    assert 0 not in labels and Counter(labels) == {1: 3, 2: 2, 3: 2}
+    assert build_prompts("control", TEMPLATES, "zero", 0, CLASSES, 7, None) == (prompts, labels)
+
+
+def test_name_and_inversion_sets_use_the_concept_label():
+    prompts, labels = build_prompts("name", TEMPLATES, "three", 3, CLASSES, 3, None)
+    assert prompts == ["the digit three", "three", "the digit three"] and labels == [3, 3, 3]
+    prompts, _ = build_prompts("inversion", TEMPLATES, "three", 3, CLASSES, 2, "<t> <t>_1")
+    assert prompts == ["the digit <t> <t>_1", "<t> <t>_1"]
