@@ -1,7 +1,7 @@
 """Runs every workflow step once, in DAG order, on the tiny .test config and on the GPU when there is
 one: the CUDA paths of the steps, checked on a machine that has no Snakemake installed.
 
-  python bench/gpu_smoke.py OUT_DIR
+  python bench/gpu_smoke.py OUT_DIR [PRECISION]   # PRECISION overrides sampling.precision
 """
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from unerase.steps import base_model, concept_images, erase_esd, erase_task_vect
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main(out: Path) -> None:
+def main(out: Path, precision: str | None = None) -> None:
     cfg = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
+    if precision:
+        cfg["sampling"]["precision"] = precision
     emb, tv, ci, samp = cfg["embedded"], cfg["erasure"]["task_vector"], cfg["attacks"]["concept_inversion"], cfg["sampling"]
     T = cfg["prompts"]["templates"]
     r = lambda p: str(out / p)  # noqa: E731
@@ -53,4 +55,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), *sys.argv[2:3])

@@ -70,3 +70,13 @@ def test_uncached_hub_id_stops_with_one_clear_line(monkeypatch, tmp_path):
         check_base_model("CompVis/stable-diffusion-v1-4")
     msg = str(err.value)
     assert "CompVis/stable-diffusion-v1-4" in msg and "base_model.path" in msg and "\n" not in msg
+
+
+def test_reduced_precision_sampling_matches_float32(tiny_pipeline_dir):
+    """bfloat16 inference (float16 on GPUs) draws the same images as float32, up to rounding."""
+    full = load_components(str(tiny_pipeline_dir))
+    half = load_components(str(tiny_pipeline_dir), dtype=torch.bfloat16)
+    assert half.unet.dtype == torch.bfloat16
+    a = generate(full, ["the digit one"] * 2, [1, 2], 3.0, 3, batch_size=2).float()
+    b = generate(half, ["the digit one"] * 2, [1, 2], 3.0, 3, batch_size=2).float()
+    assert b.shape == a.shape and (a - b).abs().mean() < 8  # of 255

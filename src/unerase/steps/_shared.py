@@ -1,6 +1,8 @@
 """What every step does first: logging to its log file, threads, device, loading a model."""
 from __future__ import annotations
 
+import torch
+
 from ..atomic import read_json
 from ..components import Components, load_components, load_unet_patch
 from ..diffusion import LatentBank
@@ -15,9 +17,10 @@ def start(threads: int = 1, log: str | None = None):
     return pick_device()
 
 
-def load_model(manifest: str, device, unet_patch: str | None = None) -> Components:
-    """The base model named in `manifest`, with an erasure's UNet patch applied when given."""
-    components = load_components(read_json(manifest)["path"], device)
+def load_model(manifest: str, device, unet_patch: str | None = None, precision: str = "float32") -> Components:
+    """The base model named in `manifest`, with an erasure's UNet patch applied when given.
+    `precision` (float32 | float16 | bfloat16) is for inference jobs; training jobs keep float32."""
+    components = load_components(read_json(manifest)["path"], device, getattr(torch, precision))
     if unet_patch:
         load_unet_patch(components.unet, unet_patch)
     return components

@@ -10,9 +10,9 @@ from ._shared import load_model, start
 
 
 def run(*, manifest, images, grid, concept_text, label, templates, num_images, seed, guidance_scale, num_steps, batch_size,
-        real_images=None, threads=1, log=None):
+        real_images=None, precision="float32", threads=1, log=None):
     device = start(threads, log)
-    model = load_model(manifest, device)
+    model = load_model(manifest, device, precision=precision)
     prompts = [templates[i % len(templates)].format(concept_text) for i in range(num_images)]
     seeds = [seed + i for i in range(num_images)]
     x = generate(model, prompts, seeds, guidance_scale, num_steps, batch_size,

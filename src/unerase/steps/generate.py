@@ -23,11 +23,11 @@ def build_prompts(prompt_set: str, templates: list[str], concept_text: str, labe
 
 
 def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, templates, num_images, seed, guidance_scale,
-        num_steps, batch_size, unet_patch=None, embeds=None, threads=1, log=None):
+        num_steps, batch_size, unet_patch=None, embeds=None, precision="float32", threads=1, log=None):
     """Generate each prompt set in `prompt_sets` with one loaded model; image i uses seed `seed + i`
     in every set and model, so cells are paired across models."""
     device = start(threads, log)
-    model = load_model(manifest, device, unet_patch)
+    model = load_model(manifest, device, unet_patch, precision)
     placeholder = load_learned_embeds(model, embeds) if embeds else None
     for prompt_set, images_path, grid_path in zip(prompt_sets, images, grids, strict=True):
         prompts, labels = build_prompts(prompt_set, templates, concept_text, label, classes, num_images, placeholder)
