@@ -43,3 +43,16 @@ def test_checkpoint_from_other_settings_is_ignored(tmp_path):
     Checkpointer(path, {"lr": 1}, every=1).maybe_save(0, 10, lambda: {"x": torch.zeros(1)})
     assert Checkpointer(path, {"lr": 1}, every=1).load()["step"] == 1
     assert Checkpointer(path, {"lr": 2}, every=1).load() is None
+
+
+def test_caption_rng_survives_a_checkpoint():
+    import random
+
+    rng = random.Random(5)
+    rng.random()
+    state = embedded_model._pyrng_to_tensor(rng.getstate())
+    assert state.dtype == torch.int64  # loadable with weights_only=True
+    expected = [rng.random() for _ in range(3)]
+    again = random.Random()
+    again.setstate(embedded_model._pyrng_from_tensor(state))
+    assert [again.random() for _ in range(3)] == expected

@@ -1,6 +1,6 @@
 from collections import Counter
 
-from unerase.steps.generate import build_prompts
+from unerase.prompts import build_prompts
 
 CLASSES = {"zero": 0, "one": 1, "two": 2, "three": 3}
 TEMPLATES = ["the digit {}", "{}"]

@@ -107,12 +107,13 @@ def train_text_to_image(vae_dir: str, out_dir: str, *, templates: list[str], ste
     ckpt.clear()
 
 
-# Python's Random state is a tuple of ints; checkpoints hold tensors only (weights_only loading).
+# Python's Random state is (version, internal state, gauss_next); checkpoints hold tensors only
+# (weights_only loading). Captions use random()/choice(), never gauss(), so gauss_next is None.
 def _pyrng_to_tensor(state) -> torch.Tensor:
-    version, internal, gauss = state
-    return torch.tensor([version, -1 if gauss is None else 1, *internal], dtype=torch.int64)
+    version, internal, _ = state
+    return torch.tensor([version, *internal], dtype=torch.int64)
 
 
 def _pyrng_from_tensor(t: torch.Tensor):
     values = t.tolist()
-    return (values[0], tuple(values[2:]), None)
+    return (values[0], tuple(values[1:]), None)

@@ -6,10 +6,6 @@ import random
 EMPTY_PROMPT = ""
 
 
-def fill(templates: list[str], name: str) -> list[str]:
-    return [t.format(name) for t in templates]
-
-
 def balanced_prompts(templates: list[str], names: list[str], count: int) -> tuple[list[str], list[str]]:
     """`count` prompts with the names as evenly represented as possible (round-robin over names,
     templates advancing each full round), so a control set covers every other class."""
@@ -27,3 +23,16 @@ def sample_caption(rng: random.Random, templates: list[str], name: str, empty_pr
     if rng.random() < empty_prob:
         return EMPTY_PROMPT
     return rng.choice(templates).format(name)
+
+
+def build_prompts(prompt_set: str, templates: list[str], concept_text: str, label: int, classes: dict[str, int],
+                  num_images: int, placeholder: str | None) -> tuple[list[str], list[int]]:
+    """name: the concept's own name; inversion: the learned tokens; control: every other class."""
+    if prompt_set in ("name", "inversion"):
+        text = concept_text if prompt_set == "name" else placeholder
+        return [templates[i % len(templates)].format(text) for i in range(num_images)], [label] * num_images
+    if prompt_set == "control":
+        others = [name for name, lab in sorted(classes.items(), key=lambda kv: kv[1]) if lab != label]
+        prompts, owners = balanced_prompts(templates, others, num_images)
+        return prompts, [classes[o] for o in owners]
+    raise ValueError(f"unknown prompt set '{prompt_set}'")

@@ -1,9 +1,6 @@
-"""Where jobs run: device choice, thread count, seeding."""
+"""Where jobs run: device choice and thread count."""
 from __future__ import annotations
 
-import random
-
-import numpy as np
 import torch
 
 
@@ -20,10 +17,3 @@ def configure_threads(threads: int) -> None:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set in this process
         pass
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)

@@ -5,6 +5,7 @@ import torch
 
 from ..images_io import load_image_folder, save_grid, save_image_set
 from ..progress import log as logger
+from ..prompts import build_prompts
 from ..sampling import generate
 from ._shared import load_model, start
 
@@ -13,7 +14,7 @@ def run(*, manifest, images, grid, concept_text, label, templates, num_images, s
         real_images=None, precision="float32", threads=1, log=None):
     device = start(threads, log)
     model = load_model(manifest, device, precision=precision)
-    prompts = [templates[i % len(templates)].format(concept_text) for i in range(num_images)]
+    prompts, _ = build_prompts("name", templates, concept_text, label, {}, num_images, None)
     seeds = [seed + i for i in range(num_images)]
     x = generate(model, prompts, seeds, guidance_scale, num_steps, batch_size,
                  on_batch=lambda done, total: logger.info("concept images: %d/%d", done, total))

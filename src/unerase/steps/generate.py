@@ -1,25 +1,12 @@
-"""Generation step: one (model, prompt set) cell, M images with fixed seeds."""
+"""Generation step: a model's prompt sets, M images each with fixed seeds."""
 from __future__ import annotations
 
 from ..images_io import save_grid, save_image_set
 from ..inversion import load_learned_embeds
 from ..progress import log as logger
-from ..prompts import balanced_prompts
+from ..prompts import build_prompts
 from ..sampling import generate
 from ._shared import load_model, start
-
-
-def build_prompts(prompt_set: str, templates: list[str], concept_text: str, label: int, classes: dict[str, int],
-                  num_images: int, placeholder: str | None) -> tuple[list[str], list[int]]:
-    """name: the concept's own name; inversion: the learned tokens; control: every other class."""
-    if prompt_set in ("name", "inversion"):
-        text = concept_text if prompt_set == "name" else placeholder
-        return [templates[i % len(templates)].format(text) for i in range(num_images)], [label] * num_images
-    if prompt_set == "control":
-        others = [name for name, lab in sorted(classes.items(), key=lambda kv: kv[1]) if lab != label]
-        prompts, owners = balanced_prompts(templates, others, num_images)
-        return prompts, [classes[o] for o in owners]
-    raise ValueError(f"unknown prompt set '{prompt_set}'")
 
 
 def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, templates, num_images, seed, guidance_scale,
