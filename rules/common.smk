@@ -70,9 +70,9 @@ def inversion_token(wildcards):
     return f"<{wildcards.concept}-inv>"
 
 
-def heavy(multiplier=1):
+def heavy():
     """resources: for a job that runs a diffusion model (GPU on a cluster)."""
-    return dict(gpu=RES["gpu"], mem_mb=RES["mem_mb"], runtime=RES["runtime"] * multiplier)
+    return dict(gpu=RES["gpu"], mem_mb=RES["mem_mb"], runtime=RES["runtime"])
 
 
 def cells_of(concept):

@@ -32,3 +32,6 @@ def test_choose_alpha_smallest_meeting_criteria():
     assert choose_alpha(rows, 0.01, 0.80)[0] == 1.5
     # nothing keeps control: lowest concept accuracy overall
     assert choose_alpha(rows, 0.01, 0.99)[0] == 2.0
+    # exactly at the bound (10 of 100 as float32) meets it
+    edge = [dict(alpha=1.0, target=0.10000000149011612, control=0.8), dict(alpha=2.0, target=0.0, control=0.9)]
+    assert choose_alpha(edge, 0.10, 0.80) == (1.0, "smallest alpha meeting both criteria")

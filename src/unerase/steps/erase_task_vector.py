@@ -6,9 +6,9 @@ import shutil
 from safetensors.torch import load_file
 
 from ..atomic import atomic_path, write_json
+from ..components import save_unet_patch
 from ..evaluation import classifier_accuracy
 from ..images_io import load_image_set
-from ..components import save_unet_patch
 from ..progress import log as logger
 from ..task_vector import finetune_on_concept, negate, task_vector
 from ._shared import concept_bank, load_model, start
@@ -34,10 +34,11 @@ def run_negate(*, manifest, finetuned, patch, alpha, threads=1, log=None):
 def choose_alpha(results: list[dict], max_target: float, min_control: float) -> tuple[float, str]:
     """The smallest α whose erased model meets both criteria; failing that, the α with the lowest
     concept accuracy among those keeping the control classes, else the lowest concept accuracy."""
-    ok = [r for r in results if r["target"] <= max_target and r["control"] >= min_control]
+    tol = 1e-6  # accuracies are k/n stored as float32: 10 of 100 must count as "<= 0.10"
+    ok = [r for r in results if r["target"] <= max_target + tol and r["control"] >= min_control - tol]
     if ok:
         return min(ok, key=lambda r: r["alpha"])["alpha"], "smallest alpha meeting both criteria"
-    keep = [r for r in results if r["control"] >= min_control] or results
+    keep = [r for r in results if r["control"] >= min_control - tol] or results
     best = min(keep, key=lambda r: (r["target"], r["alpha"]))
     return best["alpha"], "no alpha met both criteria: lowest concept accuracy" + (" keeping control" if keep is not results else "")
 
