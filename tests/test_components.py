@@ -27,7 +27,7 @@ def test_unet_patch_roundtrip(tiny_pipeline_dir, tmp_path):
     name = next(n for n, _ in model.unet.named_parameters() if ".attn2.to_k." in n)
     with torch.no_grad():
         dict(model.unet.named_parameters())[name].add_(1.0)
-    save_unet_patch(model.unet, [name], tmp_path / "patch.safetensors")
+    save_unet_patch(model.unet.state_dict(), [name], tmp_path / "patch.safetensors")
     fresh = load_components(str(tiny_pipeline_dir))
     assert load_unet_patch(fresh.unet, tmp_path / "patch.safetensors") == [name]
     assert torch.equal(dict(fresh.unet.named_parameters())[name], dict(model.unet.named_parameters())[name])

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .evaluation import ACCURACY_TOLERANCE as TOL
+
 DEFAULTS = dict(base_min=0.80, erased_max=0.10, control_min=0.80, recovered_min=0.50, resist_max=0.35, recovered_share=0.5,
                 gap_min=0.30)
 
@@ -37,8 +39,7 @@ def run_checks(df: pd.DataFrame, esd: str = "esd-x", tv: str = "tv", base_min=0.
 
     def check(concept, what, key, lo=None, hi=None):
         value = float(acc.get((concept, *key), float("nan")))
-        # accuracies are k/n stored as float32: compare with a tolerance far below 1/n
-        ok = (lo is None or value >= lo - 1e-6) and (hi is None or value <= hi + 1e-6)  # NaN (missing cell) fails
+        ok = (lo is None or value >= lo - TOL) and (hi is None or value <= hi + TOL)  # NaN (missing cell) fails
         checks.append(Check(concept, what, value, f">= {lo:.2f}" if lo is not None else f"<= {hi:.2f}", ok))
 
     for concept in sorted(df["concept"].unique()):
@@ -50,7 +51,7 @@ def run_checks(df: pd.DataFrame, esd: str = "esd-x", tv: str = "tv", base_min=0.
     concepts = sorted(df["concept"].unique())
     recovered = [float(acc.get((c, esd, "inversion"), float("nan"))) for c in concepts]
     resisted = [float(acc.get((c, tv, "inversion"), float("nan"))) for c in concepts]
-    share = sum(r >= recovered_min - 1e-6 for r in recovered) / len(concepts)
+    share = sum(r >= recovered_min - TOL for r in recovered) / len(concepts)
     checks.append(Check("all", f"share of concepts inversion brings back from {esd} to >= {recovered_min:.0%}", share,
                         f"> {recovered_share:.2f}", share > recovered_share))
     gap = (sum(recovered) - sum(resisted)) / len(concepts)  # NaN if a cell is missing -> fails

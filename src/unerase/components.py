@@ -79,15 +79,27 @@ def load_components(ref: str, device: torch.device | None = None, dtype: torch.d
         unet = UNet2DConditionModel.from_pretrained(ref, subfolder="unet", **kw).to(device)
         scheduler = DDIMScheduler.from_pretrained(ref, subfolder="scheduler")
     except OSError as err:
-        raise BaseModelMissing(_missing_message(ref) + f" ({err.__class__.__name__}: {str(err).splitlines()[0]})") from None
+        raise _missing(ref, err) from None
     for module in (text_encoder, vae, unet):
         module.requires_grad_(False).eval()
     return Components(tokenizer, text_encoder, vae, unet, scheduler, device)
 
 
-def save_unet_patch(unet: torch.nn.Module, names: list[str] | None, path: str | os.PathLike, metadata: dict | None = None) -> None:
-    """Save the named UNet parameters (all when `names` is None) as safetensors, atomically."""
-    state = unet.state_dict()
+def _missing(ref: str, err: OSError) -> BaseModelMissing:
+    return BaseModelMissing(_missing_message(ref) + f" ({err.__class__.__name__}: {str(err).splitlines()[0]})")
+
+
+def load_base_unet_state(ref: str) -> dict[str, torch.Tensor]:
+    """Only the base UNet's tensors (CPU): for arithmetic on weights, without loading VAE and text encoder."""
+    check_base_model(ref)
+    try:
+        return UNet2DConditionModel.from_pretrained(ref, subfolder="unet", use_safetensors=True).state_dict()
+    except OSError as err:
+        raise _missing(ref, err) from None
+
+
+def save_unet_patch(state: dict[str, torch.Tensor], names: list[str] | None, path: str | os.PathLike, metadata: dict | None = None) -> None:
+    """Save the named UNet tensors of `state` (all when `names` is None) as safetensors, atomically."""
     keep = state.keys() if names is None else names
     tensors = {k: state[k].detach().to("cpu").contiguous() for k in keep}
     with atomic_path(path) as tmp:

@@ -10,6 +10,11 @@ import torch
 from .classifier import load_classifier, predict
 
 
+# Accuracies are k/n stored as float32 (10 of 100 is 0.10000000149): comparisons against a bound
+# allow this much, far below 1/n.
+ACCURACY_TOLERANCE = 1e-6
+
+
 @functools.lru_cache(maxsize=4)
 def _classifier(path: str):
     return load_classifier(path)

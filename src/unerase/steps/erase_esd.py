@@ -14,4 +14,4 @@ def run(*, manifest, concept_images, patch, method, concept_text, templates, ite
     names = erase_esd(model, bank, method=method, templates=templates, concept_text=concept_text, iterations=iterations, lr=lr,
                       negative_guidance=negative_guidance, batch_size=batch_size, xt_source=xt_source, ddim_steps=ddim_steps,
                       start_guidance=start_guidance, seed=seed, checkpoint=checkpoint)
-    save_unet_patch(model.unet, names, patch, metadata=dict(method=method, concept=concept_text))
+    save_unet_patch(model.unet.state_dict(), names, patch, metadata=dict(method=method, concept=concept_text))

@@ -5,9 +5,9 @@ import shutil
 
 from safetensors.torch import load_file
 
-from ..atomic import atomic_path, write_json
-from ..components import save_unet_patch
-from ..evaluation import classifier_accuracy
+from ..atomic import atomic_path, read_json, write_json
+from ..components import load_base_unet_state, save_unet_patch
+from ..evaluation import ACCURACY_TOLERANCE, classifier_accuracy
 from ..images_io import load_image_set
 from ..progress import log as logger
 from ..task_vector import finetune_on_concept, negate, task_vector
@@ -19,22 +19,20 @@ def run_finetune(*, manifest, concept_images, finetuned, steps, lr, batch_size, 
     model = load_model(manifest, device)
     finetune_on_concept(model, concept_bank(model, concept_images), steps=steps, lr=lr, batch_size=batch_size,
                         grad_clip=grad_clip, seed=seed, checkpoint=checkpoint)
-    save_unet_patch(model.unet, None, finetuned, metadata=dict(kind="fine-tuned on concept, empty captions"))
+    save_unet_patch(model.unet.state_dict(), None, finetuned, metadata=dict(kind="fine-tuned on concept, empty captions"))
 
 
 def run_negate(*, manifest, finetuned, patch, alpha, threads=1, log=None):
-    device = start(threads, log)
-    model = load_model(manifest, device)
-    base = {k: v.cpu() for k, v in model.unet.state_dict().items()}
+    start(threads, log)
+    base = load_base_unet_state(read_json(manifest)["path"])
     erased = negate(base, task_vector(base, load_file(finetuned)), float(alpha))
-    model.unet.load_state_dict({**base, **erased})
-    save_unet_patch(model.unet, sorted(erased), patch, metadata=dict(kind="task vector", alpha=alpha))
+    save_unet_patch(erased, None, patch, metadata=dict(kind="task vector", alpha=alpha))
 
 
 def choose_alpha(results: list[dict], max_target: float, min_control: float) -> tuple[float, str]:
     """The smallest α whose erased model meets both criteria; failing that, the α with the lowest
     concept accuracy among those keeping the control classes, else the lowest concept accuracy."""
-    tol = 1e-6  # accuracies are k/n stored as float32: 10 of 100 must count as "<= 0.10"
+    tol = ACCURACY_TOLERANCE
     ok = [r for r in results if r["target"] <= max_target + tol and r["control"] >= min_control - tol]
     if ok:
         return min(ok, key=lambda r: r["alpha"])["alpha"], "smallest alpha meeting both criteria"
