@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: run test check-results lint install
+.PHONY: run test check-results lint install seeds
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,3 +24,14 @@ test: install
 
 lint: install
 	$(BIN)/snakemake --lint
+
+# Replicates: the whole default workflow once per seed, each in runs/seed-N (its own base model),
+# then the per-seed table with means and 95 % intervals. CONCEPTS='["one","four","eight"]' for other digits.
+SEEDS ?= 0 1 2 3 4
+RUNS ?= runs
+seeds: install
+	for s in $(SEEDS); do \
+	  mkdir -p $(RUNS)/seed-$$s && cp -r config $(RUNS)/seed-$$s/ && \
+	  $(BIN)/snakemake --cores $(CORES) --directory $(RUNS)/seed-$$s --config seed=$$s $(if $(CONCEPTS),'concepts=$(CONCEPTS)') || exit 1; \
+	done
+	$(BIN)/python -m unerase.seed_summary $(foreach s,$(SEEDS),$(RUNS)/seed-$(s)/results/tables/accuracy.csv)

@@ -1,6 +1,8 @@
 """Performance benchmarks, each reported as a ratio against a baseline measured in the same run.
 
   python bench/bench_speed.py cpu-training   # embedded model: our training step vs the naive one
+  python bench/bench_speed.py cpu-steps      # embedded model, one thread: each per-step lever of
+                                             # issue #5 against the code it replaced, same run
   python bench/bench_speed.py sd14           # SD 1.4-size random weights (GPU): our sampler vs
                                              # diffusers' StableDiffusionPipeline, plus ESD and
                                              # textual-inversion step rates
@@ -87,6 +89,104 @@ def cpu_training(steps: int) -> list[dict]:
                  baseline_s=base, ours_s=fast, speedup=base / fast)]
 
 
+def cpu_steps(steps: int) -> list[dict]:
+    """Issue #5's per-step levers on the embedded model (random weights time the same), one thread,
+    each against what it replaced, measured in the same run:
+    - Concept Inversion: only the K new vectors are trainable (PlaceholderEmbedding), against the
+      whole 49,408-row token table trainable with its other rows restored after each step;
+    - the text-to-image training step with the fused CPU AdamW against PyTorch's default (for-loop),
+      and with two threads against one (the lever for a job that runs alone in the DAG);
+    - sampling one image (CFG, batch 100) with 10 DDIM steps against the default 25;
+    - a job's start-up: a fresh Python importing a step module (torch, diffusers, transformers)."""
+    import subprocess
+    import sys
+
+    from unerase.components import Components
+    from unerase.inversion import PlaceholderEmbedding, add_tokens, init_vectors, placeholder_tokens
+    from unerase.sampling import generate
+    from unerase.text import encode
+
+    torch.set_num_threads(1)
+    tok = build_clip_tokenizer(tempfile.mkdtemp())
+    torch.manual_seed(0)
+    c = Components(tok, architecture.make_text_encoder(len(tok)), architecture.make_vae(), architecture.make_unet(),
+                   architecture.make_sampling_scheduler(), torch.device("cpu"))
+    for m in (c.text_encoder, c.vae, c.unet):
+        m.requires_grad_(False).eval()
+    sched = architecture.make_training_scheduler()
+    gen = torch.Generator().manual_seed(0)
+    latents = torch.randn(32, 4, 8, 8)
+    placeholder = add_tokens(c, "<b>", init_vectors(c, "digit", 4))
+    ids = torch.tensor(tok.convert_tokens_to_ids(placeholder_tokens("<b>", 4)))
+    captions = [f"a photo of the digit {placeholder}"] * 16 + [placeholder] * 16
+    table = c.text_encoder.get_input_embeddings()
+    original = table.weight.detach().clone()
+    frozen_rows = torch.ones(len(original), dtype=torch.bool)
+    frozen_rows[ids] = False
+    table.weight.requires_grad_(True)
+    full_opt = torch.optim.AdamW([table.weight], lr=1e-2, weight_decay=0.0)
+
+    def full_table():
+        loss = denoising_loss(c.unet, sched, latents, encode(tok, c.text_encoder, captions), gen)
+        full_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        full_opt.step()
+        with torch.no_grad():
+            table.weight[frozen_rows] = original[frozen_rows]
+
+    base = timed(full_table, steps, 3)
+    table.weight.requires_grad_(False)
+    emb = PlaceholderEmbedding(table, ids, original[ids].clone())
+    c.text_encoder.set_input_embeddings(emb)
+    small_opt = torch.optim.AdamW([emb.vectors], lr=1e-2, weight_decay=0.0)
+
+    def vectors_only():
+        loss = denoising_loss(c.unet, sched, latents, encode(tok, c.text_encoder, captions), gen)
+        small_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        small_opt.step()
+
+    ours = timed(vectors_only, steps, 3)
+    c.text_encoder.set_input_embeddings(table)
+    rows = [dict(workload="Concept-Inversion step (batch 32, 4 vectors)", baseline="whole token table trainable, other rows restored",
+                 baseline_s=base, ours_s=ours, speedup=base / ours)]
+
+    unet, text = architecture.make_unet(), architecture.make_text_encoder(len(tok))
+    params = list(unet.parameters()) + list(text.parameters())
+    caps = [f"a photo of the digit {DIGIT_NAMES[i % 10]}" for i in range(64)]
+    x64 = torch.randn(64, 4, 8, 8)
+
+    def train_step(opt):
+        loss = denoising_loss(unet, sched, x64, encode(tok, text, caps), gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    loop_opt, fused_opt = torch.optim.AdamW(params, lr=1e-4, foreach=False), torch.optim.AdamW(params, lr=1e-4, fused=True)
+    base = timed(lambda: train_step(loop_opt), steps, 3)
+    ours = timed(lambda: train_step(fused_opt), steps, 3)
+    rows.append(dict(workload="text-to-image training step (batch 64)", baseline="AdamW for-loop (PyTorch's CPU default)",
+                     baseline_s=base, ours_s=ours, speedup=base / ours))
+    torch.set_num_threads(2)
+    two = timed(lambda: train_step(fused_opt), steps, 3)
+    torch.set_num_threads(1)
+    rows.append(dict(workload="text-to-image training step (batch 64), 2 threads", baseline="1 thread", baseline_s=ours,
+                     ours_s=two, speedup=ours / two))
+
+    prompts = [f"a photo of the digit {DIGIT_NAMES[i % 10]}" for i in range(100)]
+    new_steps = 10  # issue #5's candidate; the default keeps 25 (README, "What was tried")
+    base = timed(lambda: generate(c, prompts, list(range(100)), 3.0, 25, 100), 2, 1) / 100
+    ours = timed(lambda: generate(c, prompts, list(range(100)), 3.0, new_steps, 100), 2, 1) / 100
+    rows.append(dict(workload=f"sampling one image (CFG, batch 100), {new_steps} DDIM steps", baseline="25 DDIM steps",
+                     baseline_s=base, ours_s=ours, speedup=base / ours))
+
+    t0 = time.perf_counter()
+    for _ in range(3):
+        subprocess.run([sys.executable, "-c", "import unerase.steps.generate"], check=True, capture_output=True)
+    rows.append(dict(workload="job start-up: Python + imports of a step module", seconds=(time.perf_counter() - t0) / 3))
+    return rows
+
+
 def sd14_components(device, dtype):
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -146,13 +246,15 @@ def sd14(batch: int, steps: int, dtype_name: str) -> list[dict]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suite", choices=["cpu-training", "sd14"])
+    parser.add_argument("suite", choices=["cpu-training", "cpu-steps", "sd14"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--dtype", default="float16")
     parser.add_argument("--out")
     args = parser.parse_args()
-    rows = cpu_training(args.steps) if args.suite == "cpu-training" else sd14(args.batch, 50, args.dtype)
+    suites = dict(cpu_training=lambda: cpu_training(args.steps), cpu_steps=lambda: cpu_steps(args.steps),
+                  sd14=lambda: sd14(args.batch, 50, args.dtype))
+    rows = suites[args.suite.replace("-", "_")]()
     for r in rows:
         print(" | ".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in r.items()))
     if args.out:

@@ -9,6 +9,8 @@ rule train_vae:
         vae=directory("results/embedded/vae"),
     log:
         log_path("train_vae", "vae"),
+    benchmark:
+        benchmark_path("train_vae", "vae"),
     params:
         steps=EMB["vae"]["steps"],
         batch_size=EMB["vae"]["batch_size"],
@@ -32,6 +34,8 @@ rule train_text_to_image:
         model=directory("results/embedded/model"),
     log:
         log_path("train_text_to_image", "model"),
+    benchmark:
+        benchmark_path("train_text_to_image", "model"),
     params:
         templates=config["prompts"]["templates"],
         seed=config["seed"],
@@ -53,6 +57,8 @@ rule base_model:
         manifest="results/base_model/manifest.json",
     log:
         log_path("base_model", "manifest"),
+    benchmark:
+        benchmark_path("base_model", "manifest"),
     params:
         source=config["base_model"]["source"],
         path=config["base_model"]["path"],
@@ -68,6 +74,8 @@ rule train_classifier:
         report="results/evaluator/classifier.json",
     log:
         log_path("train_classifier", "classifier"),
+    benchmark:
+        benchmark_path("train_classifier", "classifier"),
     params:
         seed=config["seed"],
         **EMB["classifier"],

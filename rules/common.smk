@@ -41,6 +41,11 @@ def log_path(rule_name, *parts):
     return f"results/logs/{rule_name}/{os.path.join(*parts)}.log"
 
 
+def benchmark_path(rule_name, *parts):
+    # Wall time, CPU seconds and peak memory of every job; bench/dag_cost.py sums them per rule.
+    return f"results/benchmarks/{rule_name}/{os.path.join(*parts)}.tsv"
+
+
 def checkpoint_path(rule_name, *parts):
     # Outside the declared outputs: a killed job keeps it, and the rerun resumes from it.
     return f"results/checkpoints/{rule_name}/{os.path.join(*parts)}.pt"

@@ -9,6 +9,8 @@ rule concept_images:
         grid=report("results/concept_images/{concept}/grid.png", category="Concept images", subcategory="{concept}"),
     log:
         log_path("concept_images", "{concept}"),
+    benchmark:
+        benchmark_path("concept_images", "{concept}"),
     params:
         concept_text=concept_text,
         label=concept_label,

@@ -11,6 +11,8 @@ rule erase_esd:
         patch="results/erased/{concept}/{method}/unet_patch.safetensors",
     log:
         log_path("erase_esd", "{concept}", "{method}"),
+    benchmark:
+        benchmark_path("erase_esd", "{concept}", "{method}"),
     params:
         method="{method}",
         concept_text=concept_text,
@@ -35,6 +37,8 @@ rule finetune_on_concept:
         finetuned="results/finetuned/{concept}/unet.safetensors",
     log:
         log_path("finetune_on_concept", "{concept}"),
+    benchmark:
+        benchmark_path("finetune_on_concept", "{concept}"),
     params:
         steps=TV["finetune_steps"],
         lr=TV["lr"],
@@ -51,23 +55,30 @@ rule finetune_on_concept:
         "../scripts/finetune_on_concept.py"
 
 
-rule negate_task_vector:
+rule task_vector_alpha:
+    # One job per alpha: theta - alpha * tau, then the name and control images that decide the
+    # alpha. Negation and generation share the job: the patch is seconds of work, a job start ~5 s.
     input:
         manifest="results/base_model/manifest.json",
         finetuned="results/finetuned/{concept}/unet.safetensors",
     output:
         patch="results/erased/{concept}/tv-a{alpha}/unet_patch.safetensors",
+        **generation_outputs("tv-a{alpha}", ALPHA_GRID_SETS),
     log:
-        log_path("negate_task_vector", "{concept}", "a{alpha}"),
+        log_path("task_vector_alpha", "{concept}", "a{alpha}"),
+    benchmark:
+        benchmark_path("task_vector_alpha", "{concept}", "a{alpha}"),
     params:
         alpha="{alpha}",
+        prompt_sets=ALPHA_GRID_SETS,
+        **GENERATION_PARAMS,
+    threads: RES["threads"]
     resources:
-        mem_mb=RES["mem_mb"],
-        runtime=RES["runtime"],
+        **heavy(),
     conda:
         "../envs/unerase.yaml"
     script:
-        "../scripts/negate_task_vector.py"
+        "../scripts/task_vector_alpha.py"
 
 
 rule select_task_vector_alpha:
@@ -83,6 +94,8 @@ rule select_task_vector_alpha:
         choice="results/erased/{concept}/tv/alpha_choice.json",
     log:
         log_path("select_task_vector_alpha", "{concept}"),
+    benchmark:
+        benchmark_path("select_task_vector_alpha", "{concept}"),
     params:
         alphas=ALPHAS,
         max_target_accuracy=TV["max_target_accuracy"],

@@ -18,6 +18,8 @@ rule evaluate:
         metrics=[f"results/metrics/{{concept}}/{m}/{s}.json" for m, s in cells_of(None)],
     log:
         log_path("evaluate", "{concept}"),
+    benchmark:
+        benchmark_path("evaluate", "{concept}"),
     params:
         min_confidence=config["evaluation"]["min_confidence"],
         cells=lambda wc: [{"concept": wc.concept, "model": m, "prompt_set": s} for m, s in cells_of(wc.concept)],
@@ -35,6 +37,8 @@ rule tables:
         paper_md=report("results/tables/erasure_vs_inversion.md", category="Tables"),
     log:
         log_path("tables", "tables"),
+    benchmark:
+        benchmark_path("tables", "tables"),
     params:
         methods=METHODS,
         method_labels={"esd-x": "ESD-x", "esd-u": "ESD-u", "esd-x-strict": "ESD-x-strict", "esd-all": "ESD-all", "tv": "TV"},

@@ -13,29 +13,10 @@ rule generate:
         **generation_outputs("{model}", PROMPT_SETS),
     log:
         log_path("generate", "{concept}", "{model}"),
+    benchmark:
+        benchmark_path("generate", "{concept}", "{model}"),
     params:
         prompt_sets=PROMPT_SETS,
-        **GENERATION_PARAMS,
-    threads: RES["threads"]
-    resources:
-        **heavy(),
-    conda:
-        "../envs/unerase.yaml"
-    script:
-        "../scripts/generate.py"
-
-
-rule generate_alpha_grid:
-    # Task-vector candidates: name and control only, to choose the alpha.
-    input:
-        manifest="results/base_model/manifest.json",
-        unet_patch="results/erased/{concept}/tv-a{alpha}/unet_patch.safetensors",
-    output:
-        **generation_outputs("tv-a{alpha}", ALPHA_GRID_SETS),
-    log:
-        log_path("generate_alpha_grid", "{concept}", "a{alpha}"),
-    params:
-        prompt_sets=ALPHA_GRID_SETS,
         **GENERATION_PARAMS,
     threads: RES["threads"]
     resources:

@@ -12,6 +12,8 @@ rule concept_inversion:
         embeds="results/inversion/{concept}/{model}/learned_embeds.safetensors",
     log:
         log_path("concept_inversion", "{concept}", "{model}"),
+    benchmark:
+        benchmark_path("concept_inversion", "{concept}", "{model}"),
     params:
         token=inversion_token,
         templates=config["prompts"]["templates"],

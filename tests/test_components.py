@@ -80,3 +80,18 @@ def test_reduced_precision_sampling_matches_float32(tiny_pipeline_dir):
     a = generate(full, ["the digit one"] * 2, [1, 2], 3.0, 3, batch_size=2).float()
     b = generate(half, ["the digit one"] * 2, [1, 2], 3.0, 3, batch_size=2).float()
     assert b.shape == a.shape and (a - b).abs().mean() < 8  # of 255
+
+
+def test_lr_factor_warmup_then_constant_or_cosine():
+    import math
+
+    import pytest
+
+    from unerase.embedded_model import lr_factor
+
+    assert lr_factor(0, 10, 100, "constant") == pytest.approx(0.1) and lr_factor(9, 10, 100, "cosine") == 1.0
+    assert lr_factor(50, 10, 100, "constant") == 1.0
+    assert lr_factor(10, 10, 100, "cosine") == 1.0 and lr_factor(55, 10, 100, "cosine") == pytest.approx(0.5)
+    assert lr_factor(99, 10, 100, "cosine") == pytest.approx(0.5 * (1 + math.cos(math.pi * 89 / 90)))
+    with pytest.raises(ValueError, match="unknown lr schedule 'linear'"):
+        lr_factor(50, 10, 100, "linear")

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from unerase.steps.erase_task_vector import choose_alpha
+from unerase.steps.select_alpha import choose_alpha
 from unerase.task_vector import negate, task_vector
 
 

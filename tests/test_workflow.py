@@ -98,7 +98,7 @@ def test_metric_only_change_reruns_no_training(workdir):
 def test_alpha_change_reruns_only_task_vector_jobs(workdir):
     cfg = overlay(workdir, "alpha.yaml", {"erasure.task_vector.alphas": [1.0, 1.5]})
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", cfg))
-    assert jobs["negate_task_vector"] == 1 and "select_task_vector_alpha" in jobs
+    assert jobs["task_vector_alpha"] == 1 and "select_task_vector_alpha" in jobs
     assert not {"train_vae", "train_text_to_image", "train_classifier", "erase_esd", "finetune_on_concept", "concept_images"} & set(jobs)
 
 
@@ -131,3 +131,12 @@ def test_slurm_profile_dry_run():
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "executor: slurm" in proc.stdout + proc.stderr or "slurm" in proc.stdout + proc.stderr
+
+
+def test_concept_listed_twice_is_refused(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    cfg = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
+    cfg["concepts"] = ["zero", "zero"]
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = smk(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), check=False)
+    assert proc.returncode != 0 and "concepts" in proc.stdout + proc.stderr and "non-unique" in proc.stdout + proc.stderr

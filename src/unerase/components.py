@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
@@ -16,12 +15,7 @@ from safetensors.torch import load_file, save_file
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from .atomic import atomic_path
-
-SUBFOLDERS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")
-
-
-class BaseModelMissing(RuntimeError):
-    """The configured base model's weights are not where the config says."""
+from .base_model_check import SUBFOLDERS, BaseModelMissing, _missing_message, check_base_model  # noqa: F401 - re-exported
 
 
 @dataclass
@@ -41,30 +35,6 @@ class Components:
     @property
     def vae_scale(self) -> float:
         return float(self.vae.config.scaling_factor)
-
-
-def _missing_message(ref: str) -> str:
-    return (
-        f"base model '{ref}' not found: provide a diffusers folder with {', '.join(SUBFOLDERS)} "
-        f"(e.g. `hf download CompVis/stable-diffusion-v1-4 --local-dir models/sd14` on a machine with "
-        f"internet, then set base_model.path to that folder), or use base_model.source: embedded"
-    )
-
-
-def check_base_model(ref: str) -> None:
-    """Fail with one line naming what to provide when `ref` is neither a complete folder nor a cached hub id."""
-    path = Path(ref)
-    if path.exists():
-        absent = [s for s in SUBFOLDERS if not (path / s).is_dir()]
-        if absent or not (path / "model_index.json").exists():
-            raise BaseModelMissing(_missing_message(ref) + f" (missing in that folder: {', '.join(absent) or 'model_index.json'})")
-        return
-    try:
-        from huggingface_hub import snapshot_download
-
-        snapshot_download(ref, allow_patterns=["model_index.json"], local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1")
-    except Exception as err:  # noqa: BLE001 - any hub failure means the same thing to the user
-        raise BaseModelMissing(_missing_message(ref) + f" ({type(err).__name__})") from None
 
 
 def load_components(ref: str, device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> Components:

@@ -1,6 +1,7 @@
 """Training the embedded digits model: first its VAE, then UNet and text encoder together."""
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
@@ -53,13 +54,20 @@ def train_vae(out_dir: str, *, steps: int, batch_size: int, lr: float, kl_weight
     ckpt.clear()
 
 
-def _warmup(step: int, warmup: int) -> float:
-    return min(1.0, (step + 1) / max(1, warmup))
+def lr_factor(step: int, warmup: int, steps: int, schedule: str) -> float:
+    """Linear warm-up, then constant or cosine decay to zero at `steps`."""
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+    raise ValueError(f"unknown lr schedule '{schedule}'; expected constant or cosine")
 
 
 def train_text_to_image(vae_dir: str, out_dir: str, *, templates: list[str], steps: int, batch_size: int,
                         lr_unet: float, lr_text: float, warmup: int, grad_clip: float, empty_caption_prob: float,
-                        seed: int, device: torch.device, checkpoint: str | None = None, checkpoint_every: int = 100) -> None:
+                        seed: int, lr_schedule: str = "constant", device: torch.device, checkpoint: str | None = None, checkpoint_every: int = 100) -> None:
     """Train UNet + CLIP text encoder on captioned digits; save a folder StableDiffusionPipeline loads."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -75,8 +83,8 @@ def train_text_to_image(vae_dir: str, out_dir: str, *, templates: list[str], ste
 
     params = [dict(params=unet.parameters(), lr=lr_unet), dict(params=text_encoder.parameters(), lr=lr_text)]
     opt = torch.optim.AdamW(params)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _warmup(s, warmup))
-    ckpt = Checkpointer(checkpoint, dict(steps=steps, batch_size=batch_size, lr=(lr_unet, lr_text), warmup=warmup,
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, steps, lr_schedule))
+    ckpt = Checkpointer(checkpoint, dict(steps=steps, batch_size=batch_size, lr=(lr_unet, lr_text), warmup=warmup, schedule=lr_schedule,
                                          clip=grad_clip, empty=empty_caption_prob, templates=templates, seed=seed), checkpoint_every)
     start = 0
     if state := ckpt.load():

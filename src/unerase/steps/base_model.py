@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..atomic import write_json
-from ..components import check_base_model
+from ..base_model_check import check_base_model
 from ..progress import setup_logging
 
 

@@ -13,10 +13,11 @@ def run_vae(*, vae, steps, batch_size, lr, kl_weight, seed, checkpoint, threads=
 
 
 def run_text_to_image(*, vae, model, templates, steps, batch_size, lr_unet, lr_text, warmup, grad_clip, empty_caption_prob,
-                      seed, checkpoint, threads=1, log=None):
+                      lr_schedule, seed, checkpoint, threads=1, log=None):
     device = start(threads, log)
     train_text_to_image(vae, model, templates=templates, steps=steps, batch_size=batch_size, lr_unet=lr_unet, lr_text=lr_text,
-                        warmup=warmup, grad_clip=grad_clip, empty_caption_prob=empty_caption_prob, seed=seed, device=device,
+                        warmup=warmup, grad_clip=grad_clip, empty_caption_prob=empty_caption_prob, lr_schedule=lr_schedule, seed=seed,
+                        device=device,
                         checkpoint=checkpoint)
 
 

@@ -1,0 +1,166 @@
+"""Whole-DAG benchmark: the default workflow's wall time, and CPU seconds per job kind, plus the cost
+model later work plans against (what one more erasure method or attack adds per concept).
+
+  python bench/dag_cost.py run --label new [--configfile CFG] [--config seed=1] [--cores 2] [--workdir DIR]
+      runs the workflow from scratch in DIR (default: a fresh temporary folder holding config/),
+      times it, then summarises its benchmark files into bench/results/dag_<label>.json
+  python bench/dag_cost.py summarize RESULTS_DIR --label new --wall SECONDS
+      the same summary for a run already made (every rule writes results/benchmarks/<rule>/…tsv)
+  python bench/dag_cost.py table bench/results/dag_*.json
+      prints the per-rule tables and the cost model as Markdown (README)
+
+Snakemake's `benchmark:` files give each job's wall seconds (`s`), CPU seconds (`cpu_time`) and
+peak resident memory (`max_rss`, MB). Job start-up (Python + torch/diffusers imports) is inside `s`.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags() -> str:
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return "unknown"
+    return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+
+
+def read_benchmarks(results_dir: Path) -> dict[str, list[dict]]:
+    """rule -> one row per job (wall s, cpu s, peak MB, job name)."""
+    jobs = defaultdict(list)
+    for tsv in sorted((results_dir / "benchmarks").rglob("*.tsv")):
+        rule = tsv.relative_to(results_dir / "benchmarks").parts[0]
+        with tsv.open() as f:
+            for row in csv.DictReader(f, delimiter="\t"):
+                jobs[rule].append(dict(job=str(tsv.relative_to(results_dir / "benchmarks").with_suffix("")), wall_s=_num(row.get("s")),
+                                       cpu_s=_num(row.get("cpu_time")), max_rss_mb=_num(row.get("max_rss"))))
+    return dict(jobs)
+
+
+def _num(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0  # Snakemake writes "-" when it could not measure (a job shorter than its sampling)
+
+
+def summarize(results_dir: Path, label: str, wall_s: float, concepts: int, cores: int) -> dict:
+    jobs = read_benchmarks(results_dir)
+    rules = {rule: dict(jobs=len(rows), wall_s=round(sum(r["wall_s"] for r in rows), 1), cpu_s=round(sum(r["cpu_s"] for r in rows), 1),
+                        max_rss_mb=round(max(r["max_rss_mb"] for r in rows), 1))
+             for rule, rows in sorted(jobs.items())}
+    return dict(label=label, wall_s=round(wall_s, 1), cores=cores, concepts=concepts, cpu=cpu_model(), simd=cpu_flags(),
+                total_job_wall_s=round(sum(r["wall_s"] for r in rules.values()), 1), rules=rules)
+
+
+def cost_model(summary: dict) -> dict:
+    """Seconds of one core per concept that one more method or attack adds, from measured job kinds.
+    - an erasure method: its training job (ESD's, measured) + one Concept Inversion on it + one
+      generation job (3 prompt sets) on it;
+    - an attack on the input side: one attack job per model (inversion's, measured) + one prompt set
+      generated per model, for every audited model (base + each method)."""
+    r, n = summary["rules"], summary["concepts"]
+
+    def per_job(rule):
+        return r[rule]["wall_s"] / r[rule]["jobs"] if rule in r else 0.0
+
+    models_per_concept = r.get("generate", {}).get("jobs", 0) / max(1, n)
+    method = per_job("erase_esd") + per_job("concept_inversion") + per_job("generate")
+    attack = models_per_concept * (per_job("concept_inversion") + per_job("generate") / 3)
+    return dict(method_core_s_per_concept=round(method, 1), attack_core_s_per_concept=round(attack, 1),
+                models_per_concept=models_per_concept, per_job_s={k: round(per_job(k), 1) for k in r})
+
+
+def run(args) -> None:
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="unerase-dag-"))
+    shutil.copytree(ROOT / "config", workdir / "config", dirs_exist_ok=True)
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--cores", str(args.cores)]
+    if args.configfile:
+        cmd += ["--configfile", str(Path(args.configfile).resolve())]
+    if args.config:
+        cmd += ["--config", *args.config]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    wall = time.perf_counter() - t0
+    config = json.loads(subprocess.run([sys.executable, "-c", "import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+                                        args.configfile or str(ROOT / "config/config.yaml")], capture_output=True, text=True, check=True).stdout)
+    write(summarize(workdir / "results", args.label, wall, len(config["concepts"]), args.cores))
+
+
+def write(summary: dict) -> None:
+    summary["cost_model"] = cost_model(summary)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"dag_{summary['label']}.json"
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {out}")
+    print(markdown([summary]))
+
+
+def markdown(summaries: list[dict]) -> str:
+    lines = []
+    for s in summaries:
+        lines.append(f"**{s['label']}**: {s['wall_s'] / 60:.1f} min wall on {s['cores']} cores ({s['cpu']}, {s['simd']}); "
+                     f"job time summed {s['total_job_wall_s'] / 60:.1f} min\n")
+        lines.append("| rule | jobs | wall s (sum) | CPU s (sum) | s per job | peak MB |")
+        lines.append("| --- | --- | --- | --- | --- | --- |")
+        for rule, r in sorted(s["rules"].items(), key=lambda kv: -kv[1]["wall_s"]):
+            lines.append(f"| {rule} | {r['jobs']} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} | {r['wall_s'] / r['jobs']:.1f} | {r['max_rss_mb']:.0f} |")
+        cm = s.get("cost_model") or cost_model(s)
+        lines.append(f"\nCost model ({s['label']}): one more erasure method adds about {cm['method_core_s_per_concept']:.0f} "
+                     f"core-seconds per concept; one more input-side attack about {cm['attack_core_s_per_concept']:.0f} "
+                     f"(over {cm['models_per_concept']:.0f} audited models).\n")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("run")
+    p.add_argument("--label", required=True)
+    p.add_argument("--configfile")
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--workdir")
+    p.add_argument("--config", nargs="*", help="KEY=VALUE overrides passed to snakemake --config (e.g. seed=1)")
+    p = sub.add_parser("summarize")
+    p.add_argument("results_dir")
+    p.add_argument("--label", required=True)
+    p.add_argument("--wall", type=float, required=True, help="the run's wall seconds")
+    p.add_argument("--concepts", type=int, default=3)
+    p.add_argument("--cores", type=int, default=2)
+    p = sub.add_parser("table")
+    p.add_argument("files", nargs="+")
+    args = parser.parse_args(argv)
+    if args.cmd == "run":
+        run(args)
+    elif args.cmd == "summarize":
+        write(summarize(Path(args.results_dir), args.label, args.wall, args.concepts, args.cores))
+    else:
+        print(markdown([json.loads(Path(f).read_text()) for f in args.files]))
+
+
+if __name__ == "__main__":
+    main()

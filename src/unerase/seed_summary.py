@@ -1,0 +1,99 @@
+"""Replicates over seeds: each seed is an independent run of the whole workflow (its own base model,
+concept images, erasures and attacks), so the spread between seeds is the spread a researcher sees.
+
+    python -m unerase.seed_summary runs/seed-*/results/tables/accuracy.csv
+
+prints, per (concept, model, prompt set), every seed's accuracy, the mean and a 95 % interval for
+the mean (Student t over seeds), and each seed's `unerase.acceptance` verdict.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+from scipy import stats
+
+from .acceptance import run_checks
+
+# The cells README reports per seed: erased / after Concept Inversion for ESD-x and TV.
+REPORTED = [("esd-x", "name"), ("esd-x", "inversion"), ("tv", "name"), ("tv", "inversion"), ("esd-x", "control"), ("tv", "control")]
+
+
+def mean_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): Student-t interval for the mean of independent replicates; a single value
+    has no interval (low = high = NaN)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.nan, math.nan
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def load_runs(paths: list[str]) -> pd.DataFrame:
+    """One long table of every run; `seed` is read from the run's path (…seed-N…) or numbered."""
+    frames = []
+    for i, path in enumerate(paths):
+        df = pd.read_csv(path)
+        seed = next((part.split("-", 1)[1] for part in Path(path).parts if part.startswith("seed-")), str(i))
+        frames.append(df.assign(seed=seed))
+    return pd.concat(frames, ignore_index=True)
+
+
+def per_seed_table(df: pd.DataFrame, cells=REPORTED) -> pd.DataFrame:
+    """Rows: concept × seed, then a mean and a 95 % interval row per concept; columns: the cells."""
+    acc = df.set_index(["seed", "concept", "model", "prompt_set"])["accuracy"]
+    seeds = sorted(df["seed"].unique(), key=lambda s: (len(s), s))
+    rows = []
+    for concept in sorted(df["concept"].unique()):
+        for seed in seeds:
+            rows.append({"concept": concept, "seed": seed,
+                         **{f"{m} {s}": 100 * float(acc.get((seed, concept, m, s), math.nan)) for m, s in cells}})
+        summary = {f"{m} {s}": mean_interval([100 * float(acc[(seed, concept, m, s)]) for seed in seeds if (seed, concept, m, s) in acc])
+                   for m, s in cells}
+        rows.append({"concept": concept, "seed": "mean [95 % CI]", **summary})
+    return pd.DataFrame(rows)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, tuple):
+        mean, lo, hi = value
+        return f"{mean:.0f}" if math.isnan(lo) else f"{mean:.0f} [{max(lo, 0):.0f}, {min(hi, 100):.0f}]"
+    return "–" if isinstance(value, float) and math.isnan(value) else f"{value:.0f}" if isinstance(value, float) else str(value)
+
+
+def verdicts(df: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    """seed -> (checks passed, checks failed) of unerase.acceptance on that seed's table."""
+    out = {}
+    for seed, part in df.groupby("seed"):
+        checks = run_checks(part)
+        out[seed] = (sum(c.ok for c in checks), sum(not c.ok for c in checks))
+    return out
+
+
+def to_markdown(table: pd.DataFrame, checks: dict[str, tuple[int, int]]) -> str:
+    cols = list(table.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    passed = [s for s, (_, failed) in checks.items() if failed == 0]
+    lines.append("")
+    lines.append("acceptance per seed: " + ", ".join(f"seed {s}: {p} passed / {f} failed" for s, (p, f) in sorted(checks.items())))
+    lines.append(f"seeds passing every check: {len(passed)} of {len(checks)}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("tables", nargs="+", help="accuracy.csv of each seed's run")
+    args = parser.parse_args(argv)
+    df = load_runs(args.tables)
+    print(to_markdown(per_seed_table(df), verdicts(df)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

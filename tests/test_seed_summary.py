@@ -1,0 +1,41 @@
+import math
+
+import pandas as pd
+import pytest
+
+from unerase.seed_summary import load_runs, mean_interval, per_seed_table, to_markdown, verdicts
+
+
+def test_mean_interval_matches_the_t_formula():
+    mean, lo, hi = mean_interval([10.0, 20.0, 30.0])
+    # sd = 10, n = 3, t(0.975, 2) = 4.302653 -> half-width 24.84
+    assert mean == 20.0 and hi - mean == pytest.approx(4.302653 * 10 / math.sqrt(3), rel=1e-6) and mean - lo == pytest.approx(hi - mean)
+    single = mean_interval([42.0])
+    assert single[0] == 42.0 and math.isnan(single[1]) and math.isnan(single[2])
+
+
+def _run(tmp_path, seed, esd_inv, tv_inv):
+    rows = []
+    for concept in ("zero", "three", "six"):
+        cells = [("base", "name", 0.99), ("esd-x", "name", 0.02), ("esd-x", "control", 0.95), ("esd-x", "inversion", esd_inv),
+                 ("tv", "name", 0.05), ("tv", "control", 0.9), ("tv", "inversion", tv_inv)]
+        rows += [dict(concept=concept, model=m, prompt_set=s, accuracy=a) for m, s, a in cells]
+    path = tmp_path / f"seed-{seed}" / "accuracy.csv"
+    path.parent.mkdir()
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path)
+
+
+def test_per_seed_rows_summary_and_verdicts(tmp_path):
+    paths = [_run(tmp_path, 0, 0.9, 0.1), _run(tmp_path, 1, 0.7, 0.1), _run(tmp_path, 2, 0.2, 0.5)]
+    df = load_runs(paths)
+    assert sorted(df["seed"].unique()) == ["0", "1", "2"]
+    table = per_seed_table(df)
+    zero = table[table["concept"] == "zero"]
+    assert list(zero["seed"]) == ["0", "1", "2", "mean [95 % CI]"]
+    assert list(zero["esd-x inversion"])[:3] == pytest.approx([90.0, 70.0, 20.0])
+    assert zero["esd-x inversion"].iloc[3][0] == pytest.approx(60.0)
+    checks = verdicts(df)
+    assert checks["0"][1] == 0 and checks["1"][1] == 0 and checks["2"][1] > 0  # seed 2: no recovery, TV gives it back
+    md = to_markdown(table, checks)
+    assert "seeds passing every check: 2 of 3" in md and "| zero | mean [95 % CI] |" in md
