@@ -126,27 +126,21 @@ def cpu_steps(steps: int) -> list[dict]:
     table.weight.requires_grad_(True)
     full_opt = torch.optim.AdamW([table.weight], lr=1e-2, weight_decay=0.0)
 
-    def full_table():
+    def inversion_step(opt, restore_rows: bool):
         loss = denoising_loss(c.unet, sched, latents, encode(tok, c.text_encoder, captions), gen)
-        full_opt.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=True)
         loss.backward()
-        full_opt.step()
-        with torch.no_grad():
-            table.weight[frozen_rows] = original[frozen_rows]
+        opt.step()
+        if restore_rows:
+            with torch.no_grad():
+                table.weight[frozen_rows] = original[frozen_rows]
 
-    base = timed(full_table, steps, 3)
+    base = timed(lambda: inversion_step(full_opt, True), steps, 3)
     table.weight.requires_grad_(False)
     emb = PlaceholderEmbedding(table, ids, original[ids].clone())
     c.text_encoder.set_input_embeddings(emb)
     small_opt = torch.optim.AdamW([emb.vectors], lr=1e-2, weight_decay=0.0)
-
-    def vectors_only():
-        loss = denoising_loss(c.unet, sched, latents, encode(tok, c.text_encoder, captions), gen)
-        small_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        small_opt.step()
-
-    ours = timed(vectors_only, steps, 3)
+    ours = timed(lambda: inversion_step(small_opt, False), steps, 3)
     c.text_encoder.set_input_embeddings(table)
     rows = [dict(workload="Concept-Inversion step (batch 32, 4 vectors)", baseline="whole token table trainable, other rows restored",
                  baseline_s=base, ours_s=ours, speedup=base / ours)]
