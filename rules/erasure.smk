@@ -57,7 +57,7 @@ rule finetune_on_concept:
 
 rule task_vector_alpha:
     # One job per alpha: theta - alpha * tau, then the name and control images that decide the
-    # alpha. Negation and generation share the job: the patch is seconds of work, a job start ~5 s.
+    # alpha. Negation and generation share the job: the patch is seconds of work, a job start ~9 s.
     input:
         manifest="results/base_model/manifest.json",
         finetuned="results/finetuned/{concept}/unet.safetensors",

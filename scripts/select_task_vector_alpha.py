@@ -1,4 +1,4 @@
-# Thin adapter: the logic lives in unerase.steps.erase_task_vector (unit-tested without Snakemake).
+# Thin adapter: the logic lives in unerase.steps.select_alpha (unit-tested without Snakemake).
 from unerase.steps.select_alpha import run_select
 from unerase.steps.snakemake_adapter import call
 
