@@ -41,7 +41,7 @@ rule train_text_to_image:
         seed=config["seed"],
         checkpoint=checkpoint_path("train_text_to_image", "model"),
         **EMB["text_to_image"],
-    threads: RES["threads"]
+    threads: RES["base_model_threads"]  # it runs alone in the DAG (nothing else needs it done yet)
     resources:
         **heavy(),
     conda:

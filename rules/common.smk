@@ -21,19 +21,17 @@ _check_concepts()
 CONCEPTS = config["concepts"]
 METHODS = config["erasure"]["methods"]
 TV = config["erasure"]["task_vector"]
-ALPHAS = [f"{float(a):g}" for a in TV["alphas"]]
 PROMPT_SETS = ["name", "inversion", "control"]
 # Models that get the full audit (name, inversion, control): the base and each erasure method.
-# "tv" is the task-vector model at the alpha chosen by select_task_vector_alpha.
+# "tv" is the task-vector model at the alpha chosen by task_vector_alpha.
 AUDITED_MODELS = ["base"] + METHODS
 RES = config["resources"]
 
 
 wildcard_constraints:
     concept="[a-z0-9_]+",
-    model="base|esd-x|esd-u|esd-x-strict|esd-all|tv|tv-a[0-9.]+",
+    model="base|esd-x|esd-u|esd-x-strict|esd-all|tv",
     method="esd-x|esd-u|esd-x-strict|esd-all",
-    alpha="[0-9.]+",
     prompt_set="name|inversion|control",
 
 
@@ -81,12 +79,9 @@ def heavy():
 
 
 def cells_of(concept):
-    """(model, prompt set) cells scored for a concept: the full audit of the base and each
-    method, plus name and control for every task-vector alpha (they decide the alpha)."""
-    cells = [(m, s) for m in AUDITED_MODELS for s in PROMPT_SETS]
-    if "tv" in METHODS:
-        cells += [(f"tv-a{a}", s) for a in ALPHAS for s in ("name", "control")]
-    return cells
+    """(model, prompt set) cells scored for a concept: the full audit of the base and each method.
+    (The task vector's alpha candidates are scored inside task_vector_alpha: alpha_choice.json.)"""
+    return [(m, s) for m in AUDITED_MODELS for s in PROMPT_SETS]
 
 
 def metric_files():
@@ -102,9 +97,6 @@ def final_outputs():
 
 
 # --- generation ---
-ALPHA_GRID_SETS = ["name", "control"]
-
-
 def _grid(model, prompt_set):
     path = f"results/generations/{{concept}}/{model}/{prompt_set}.png"
     return report(path, category="Generations", subcategory="{concept}", labels={"model": model, "prompts": prompt_set})

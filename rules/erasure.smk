@@ -56,21 +56,26 @@ rule finetune_on_concept:
 
 
 rule task_vector_alpha:
-    # One job per alpha: theta - alpha * tau, then the name and control images that decide the
-    # alpha. Negation and generation share the job: the patch is seconds of work, a job start ~9 s.
+    # theta - alpha * tau over the alpha grid in the rule's order, each alpha scored on its name and
+    # control images, stopping at the first that meets both criteria (it is the one the rule picks
+    # from the whole grid). One job per concept: the model loads once and a job start costs ~9 s.
     input:
         manifest="results/base_model/manifest.json",
         finetuned="results/finetuned/{concept}/unet.safetensors",
+        classifier="results/evaluator/classifier.safetensors",
     output:
-        patch="results/erased/{concept}/tv-a{alpha}/unet_patch.safetensors",
-        **generation_outputs("tv-a{alpha}", ALPHA_GRID_SETS),
+        selected="results/erased/{concept}/tv/unet_patch.safetensors",
+        choice="results/erased/{concept}/tv/alpha_choice.json",
+        grid=report("results/erased/{concept}/tv/alpha_search.png", category="Task-vector alpha", subcategory="{concept}"),
     log:
-        log_path("task_vector_alpha", "{concept}", "a{alpha}"),
+        log_path("task_vector_alpha", "{concept}"),
     benchmark:
-        benchmark_path("task_vector_alpha", "{concept}", "a{alpha}"),
+        benchmark_path("task_vector_alpha", "{concept}"),
     params:
-        alpha="{alpha}",
-        prompt_sets=ALPHA_GRID_SETS,
+        alphas=TV["alphas"],
+        alpha_rule=TV["alpha_rule"],
+        max_target_accuracy=TV["max_target_accuracy"],
+        min_control_accuracy=TV["min_control_accuracy"],
         **GENERATION_PARAMS,
     threads: RES["threads"]
     resources:
@@ -79,28 +84,3 @@ rule task_vector_alpha:
         "../envs/unerase.yaml"
     script:
         "../scripts/task_vector_alpha.py"
-
-
-rule select_task_vector_alpha:
-    # Judged on argmax accuracy of the alpha-grid generations, independent of
-    # evaluation.min_confidence, so a metric-only change never re-runs the attacks on "tv".
-    input:
-        patches=expand("results/erased/{{concept}}/tv-a{alpha}/unet_patch.safetensors", alpha=ALPHAS),
-        name_images=expand("results/generations/{{concept}}/tv-a{alpha}/name.safetensors", alpha=ALPHAS),
-        control_images=expand("results/generations/{{concept}}/tv-a{alpha}/control.safetensors", alpha=ALPHAS),
-        classifier="results/evaluator/classifier.safetensors",
-    output:
-        selected="results/erased/{concept}/tv/unet_patch.safetensors",
-        choice="results/erased/{concept}/tv/alpha_choice.json",
-    log:
-        log_path("select_task_vector_alpha", "{concept}"),
-    benchmark:
-        benchmark_path("select_task_vector_alpha", "{concept}"),
-    params:
-        alphas=ALPHAS,
-        max_target_accuracy=TV["max_target_accuracy"],
-        min_control_accuracy=TV["min_control_accuracy"],
-    conda:
-        "../envs/unerase.yaml"
-    script:
-        "../scripts/select_task_vector_alpha.py"

@@ -5,7 +5,6 @@ localrules:
     base_model,
     evaluate,
     tables,
-    select_task_vector_alpha,
 
 
 rule evaluate:

@@ -3,8 +3,6 @@
 
 rule generate:
     # The audited models: the concept's name, the Concept-Inversion tokens, the other classes.
-    wildcard_constraints:
-        model="base|esd-x|esd-u|esd-x-strict|esd-all|tv",
     input:
         unpack(unet_patch),
         manifest="results/base_model/manifest.json",

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from unerase.steps.select_alpha import choose_alpha
+from unerase.steps.select_alpha import choose_alpha, search_alpha
 from unerase.task_vector import negate, task_vector
 
 
@@ -24,14 +24,36 @@ def test_task_vector_rejects_mismatched_models():
         task_vector({"a": torch.zeros(1)}, {"b": torch.zeros(1)})
 
 
-def test_choose_alpha_smallest_meeting_criteria():
-    rows = [dict(alpha=1.0, target=0.30, control=0.95), dict(alpha=1.25, target=0.08, control=0.90),
-            dict(alpha=1.5, target=0.02, control=0.85), dict(alpha=2.0, target=0.0, control=0.50)]
-    assert choose_alpha(rows, 0.10, 0.80)[0] == 1.25
+ROWS = [dict(alpha=1.0, target=0.30, control=0.95), dict(alpha=1.25, target=0.08, control=0.90),
+        dict(alpha=1.5, target=0.02, control=0.85), dict(alpha=2.0, target=0.0, control=0.50)]
+
+
+def test_choose_alpha_by_rule():
+    assert choose_alpha(ROWS, 0.10, 0.80, "largest") == (1.5, "largest alpha meeting both criteria")
+    assert choose_alpha(ROWS, 0.10, 0.80, "smallest")[0] == 1.25
     # nothing meets both: lowest concept accuracy among those keeping control
-    assert choose_alpha(rows, 0.01, 0.80)[0] == 1.5
+    assert choose_alpha(ROWS, 0.01, 0.80)[0] == 1.5
     # nothing keeps control: lowest concept accuracy overall
-    assert choose_alpha(rows, 0.01, 0.99)[0] == 2.0
+    assert choose_alpha(ROWS, 0.01, 0.99)[0] == 2.0
     # exactly at the bound (10 of 100 as float32) meets it
-    edge = [dict(alpha=1.0, target=0.10000000149011612, control=0.8), dict(alpha=2.0, target=0.0, control=0.9)]
-    assert choose_alpha(edge, 0.10, 0.80) == (1.0, "smallest alpha meeting both criteria")
+    edge = [dict(alpha=1.0, target=0.10000000149011612, control=0.8), dict(alpha=2.0, target=0.0, control=0.79)]
+    assert choose_alpha(edge, 0.10, 0.80, "largest")[0] == 1.0
+    with pytest.raises(ValueError, match="alpha_rule"):
+        choose_alpha(ROWS, 0.10, 0.80, "median")
+
+
+@pytest.mark.parametrize("rule", ["largest", "smallest"])
+def test_search_scores_only_until_the_rule_is_decided(rule):
+    table = {r["alpha"]: dict(target=r["target"], control=r["control"]) for r in ROWS}
+    scored = []
+
+    def score(alpha):
+        scored.append(alpha)
+        return table[alpha]
+
+    alpha, _, results = search_alpha(score, [1.0, 1.25, 1.5, 2.0], 0.10, 0.80, rule)
+    assert alpha == choose_alpha(ROWS, 0.10, 0.80, rule)[0]  # the same choice as scoring the whole grid
+    assert scored == ([2.0, 1.5] if rule == "largest" else [1.0, 1.25])
+    assert [r["alpha"] for r in results] == sorted(scored)
+    scored.clear()  # nothing meets both: every candidate is scored, then the fallback decides
+    assert search_alpha(score, [1.0, 1.25, 1.5, 2.0], 0.01, 0.80, rule)[0] == 1.5 and len(scored) == 4

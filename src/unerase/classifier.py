@@ -42,7 +42,7 @@ def train_classifier(out_path: str, *, steps: int, batch_size: int, lr: float, t
     x, y = load_digit_images()
     train_idx, test_idx = split_indices(len(x), test_fraction, seed)
     model = DigitClassifier()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     progress = Progress("classifier", steps)
     for step in range(steps):
         model.train()

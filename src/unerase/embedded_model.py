@@ -25,7 +25,7 @@ def train_vae(out_dir: str, *, steps: int, batch_size: int, lr: float, kl_weight
     torch.manual_seed(seed)
     images, _ = load_digit_images()
     vae = architecture.make_vae().to(device)
-    opt = torch.optim.Adam(vae.parameters(), lr=lr)
+    opt = torch.optim.Adam(vae.parameters(), lr=lr, fused=True)
     gen = torch.Generator().manual_seed(seed)
     ckpt = Checkpointer(checkpoint, dict(steps=steps, batch_size=batch_size, lr=lr, kl=kl_weight, seed=seed), checkpoint_every)
     start = 0
@@ -82,7 +82,7 @@ def train_text_to_image(vae_dir: str, out_dir: str, *, templates: list[str], ste
     bank = LatentBank(vae, images, vae.config.scaling_factor)
 
     params = [dict(params=unet.parameters(), lr=lr_unet), dict(params=text_encoder.parameters(), lr=lr_text)]
-    opt = torch.optim.AdamW(params)
+    opt = torch.optim.AdamW(params, fused=True)  # fused: 1.2x per step on the CPU (bench/)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, steps, lr_schedule))
     ckpt = Checkpointer(checkpoint, dict(steps=steps, batch_size=batch_size, lr=(lr_unet, lr_text), warmup=warmup, schedule=lr_schedule,
                                          clip=grad_clip, empty=empty_caption_prob, templates=templates, seed=seed), checkpoint_every)

@@ -68,7 +68,7 @@ def erase_esd(components: Components, concept_bank: LatentBank | None, *, method
     unet.requires_grad_(False)
     trainable = [params[n].requires_grad_(True) for n in names]
     log.info("esd: %s trains %d tensors (%d values)", method, len(trainable), sum(p.numel() for p in trainable))
-    opt = torch.optim.Adam(trainable, lr=lr)
+    opt = torch.optim.Adam(trainable, lr=lr, fused=True)
     scheduler = copy.deepcopy(components.scheduler)
     num_train = scheduler.config.num_train_timesteps
     ckpt = Checkpointer(checkpoint, dict(method=method, it=iterations, lr=lr, eta=negative_guidance, bs=batch_size,

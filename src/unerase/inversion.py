@@ -76,7 +76,7 @@ def invert(components: Components, bank: LatentBank, *, token: str, templates: l
     encoder = components.text_encoder
     table = encoder.get_input_embeddings()
     embedding = PlaceholderEmbedding(table, ids, table.weight.detach()[ids].clone())
-    opt = torch.optim.AdamW([embedding.vectors], lr=lr, weight_decay=0.0)
+    opt = torch.optim.AdamW([embedding.vectors], lr=lr, weight_decay=0.0, fused=True)
     ckpt = Checkpointer(checkpoint, dict(token=token, k=num_vectors, init=init_text, lr=lr, bs=batch_size, steps=steps, seed=seed,
                                          state="vectors-only"), checkpoint_every)
     start = 0

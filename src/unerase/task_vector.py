@@ -18,7 +18,7 @@ def finetune_on_concept(components: Components, bank: LatentBank, *, steps: int,
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     unet = components.unet.train().requires_grad_(True)
-    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)  # decay would leak into τ
+    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0, fused=True)  # decay would leak into τ
     ckpt = Checkpointer(checkpoint, dict(steps=steps, lr=lr, bs=batch_size, clip=grad_clip, seed=seed), checkpoint_every)
     start = 0
     if state := ckpt.load():

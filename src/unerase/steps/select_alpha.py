@@ -1,40 +1,49 @@
-"""Choosing the task vector's α from the α grid's generations (no diffusion model is loaded)."""
+"""The task vector's α: which candidates to try, in what order, and which one to keep.
+
+The rule `largest` keeps the strongest negation that still spares the other classes (the TV paper
+picks α by its Erasure Score over Diverse-Inversion embeddings, which favours large α; its released
+scripts use α ≈ 1.75, protocols.md). `smallest` keeps the weakest negation that hides the name,
+which issue #5 measured as the easiest to invert (seed 1: α = 1 for every digit, inversion 33–61 %).
+"""
 from __future__ import annotations
 
-import shutil
+from collections.abc import Callable
 
-from ..atomic import atomic_path, write_json
-from ..evaluation import ACCURACY_TOLERANCE, classifier_accuracy
-from ..images_io import load_image_set
-from ..progress import log as logger
-from ..progress import setup_logging
+from ..evaluation import ACCURACY_TOLERANCE
+
+RULES = ("largest", "smallest")
 
 
-def choose_alpha(results: list[dict], max_target: float, min_control: float) -> tuple[float, str]:
-    """The smallest α whose erased model meets both criteria; failing that, the α with the lowest
-    concept accuracy among those keeping the control classes, else the lowest concept accuracy."""
+def meets(result: dict, max_target: float, min_control: float) -> bool:
     tol = ACCURACY_TOLERANCE
-    ok = [r for r in results if r["target"] <= max_target + tol and r["control"] >= min_control - tol]
+    return result["target"] <= max_target + tol and result["control"] >= min_control - tol
+
+
+def choose_alpha(results: list[dict], max_target: float, min_control: float, rule: str = "largest") -> tuple[float, str]:
+    """The largest (or smallest) α whose erased model meets both criteria; failing that, the α with
+    the lowest concept accuracy among those keeping the control classes, else the lowest overall."""
+    if rule not in RULES:
+        raise ValueError(f"erasure.task_vector.alpha_rule: '{rule}' is not one of {RULES}")
+    ok = [r for r in results if meets(r, max_target, min_control)]
     if ok:
-        return min(ok, key=lambda r: r["alpha"])["alpha"], "smallest alpha meeting both criteria"
-    keep = [r for r in results if r["control"] >= min_control - tol] or results
+        pick = max if rule == "largest" else min
+        return pick(ok, key=lambda r: r["alpha"])["alpha"], f"{rule} alpha meeting both criteria"
+    keep = [r for r in results if r["control"] >= min_control - ACCURACY_TOLERANCE] or results
     best = min(keep, key=lambda r: (r["target"], r["alpha"]))
     return best["alpha"], "no alpha met both criteria: lowest concept accuracy" + (" keeping control" if keep is not results else "")
 
 
-def _argmax_accuracy(images: str, classifier: str) -> float:
-    x, labels, _ = load_image_set(images)
-    return classifier_accuracy(x, labels, classifier, min_confidence=0.0)["accuracy"]
-
-
-def run_select(*, patches, name_images, control_images, classifier, selected, choice, alphas, max_target_accuracy,
-               min_control_accuracy, threads=1, log=None):
-    setup_logging(log)
-    results = [dict(alpha=float(a), target=_argmax_accuracy(n, classifier), control=_argmax_accuracy(c, classifier))
-               for a, n, c in zip(alphas, name_images, control_images)]
-    alpha, why = choose_alpha(results, max_target_accuracy, min_control_accuracy)
-    logger.info("task vector: chose alpha %s (%s) from %s", alpha, why, results)
-    with atomic_path(selected) as tmp:
-        shutil.copyfile(patches[[float(a) for a in alphas].index(alpha)], tmp)
-    write_json(choice, dict(alpha=alpha, reason=why, candidates=results, max_target_accuracy=max_target_accuracy,
-                            min_control_accuracy=min_control_accuracy))
+def search_alpha(score: Callable[[float], dict], alphas: list[float], max_target: float, min_control: float,
+                 rule: str = "largest") -> tuple[float, str, list[dict]]:
+    """Score candidates in the rule's order (largest first, or smallest first) and stop at the first
+    that meets both criteria: it is the one `choose_alpha` would pick from the whole grid, so the
+    others need no images. `score(α)` returns {"target": ..., "control": ...}."""
+    if rule not in RULES:
+        raise ValueError(f"erasure.task_vector.alpha_rule: '{rule}' is not one of {RULES}")
+    results = []
+    for alpha in sorted((float(a) for a in alphas), reverse=rule == "largest"):
+        results.append(dict(alpha=alpha, **score(alpha)))
+        if meets(results[-1], max_target, min_control):
+            break
+    alpha, why = choose_alpha(results, max_target, min_control, rule)
+    return alpha, why, sorted(results, key=lambda r: r["alpha"])
