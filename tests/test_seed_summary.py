@@ -20,9 +20,12 @@ def _run(tmp_path, seed, esd_inv, tv_inv):
         cells = [("base", "name", 0.99), ("esd-x", "name", 0.02), ("esd-x", "control", 0.95), ("esd-x", "inversion", esd_inv),
                  ("tv", "name", 0.05), ("tv", "control", 0.9), ("tv", "inversion", tv_inv)]
         rows += [dict(concept=concept, model=m, prompt_set=s, accuracy=a) for m, s, a in cells]
-    path = tmp_path / f"seed-{seed}" / "accuracy.csv"
-    path.parent.mkdir()
+    path = tmp_path / f"seed-{seed}" / "results" / "tables" / "accuracy.csv"
+    path.parent.mkdir(parents=True)
     pd.DataFrame(rows).to_csv(path, index=False)
+    choice = tmp_path / f"seed-{seed}" / "results" / "erased" / "zero" / "tv" / "alpha_choice.json"
+    choice.parent.mkdir(parents=True)
+    choice.write_text('{"alpha": 1.75}')  # the other concepts have none: "nan"
     return str(path)
 
 
@@ -35,6 +38,7 @@ def test_per_seed_rows_summary_and_verdicts(tmp_path):
     assert list(zero["seed"]) == ["0", "1", "2", "mean [95 % CI]"]
     assert list(zero["esd-x inversion"])[:3] == pytest.approx([90.0, 70.0, 20.0])
     assert zero["esd-x inversion"].iloc[3][0] == pytest.approx(60.0)
+    assert list(zero["tv alpha"]) == ["1.75", "1.75", "1.75", ""] and table[table["concept"] == "six"]["tv alpha"].iloc[0] == "nan"
     checks = verdicts(df)
     assert checks["0"][1] == 0 and checks["1"][1] == 0 and checks["2"][1] > 0  # seed 2: no recovery, TV gives it back
     md = to_markdown(table, checks)

@@ -9,6 +9,7 @@ the mean (Student t over seeds), and each seed's `unerase.acceptance` verdict.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -34,13 +35,21 @@ def mean_interval(values: list[float], level: float = 0.95) -> tuple[float, floa
     return mean, mean - half, mean + half
 
 
+def _tv_alpha(table_path: str, concept: str) -> float:
+    """The α the run chose for `concept` (results/erased/<concept>/tv/alpha_choice.json beside
+    results/tables/accuracy.csv), NaN when the run has none."""
+    choice = Path(table_path).resolve().parents[1] / "erased" / concept / "tv" / "alpha_choice.json"
+    return float(json.loads(choice.read_text())["alpha"]) if choice.is_file() else math.nan
+
+
 def load_runs(paths: list[str]) -> pd.DataFrame:
     """One long table of every run; `seed` is read from the run's path (…seed-N…) or numbered."""
     frames = []
     for i, path in enumerate(paths):
         df = pd.read_csv(path)
         seed = next((part.split("-", 1)[1] for part in Path(path).parts if part.startswith("seed-")), str(i))
-        frames.append(df.assign(seed=seed))
+        alphas = {c: _tv_alpha(path, c) for c in df["concept"].unique()}
+        frames.append(df.assign(seed=seed, tv_alpha=df["concept"].map(alphas)))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -48,14 +57,16 @@ def per_seed_table(df: pd.DataFrame, cells=REPORTED) -> pd.DataFrame:
     """Rows: concept × seed, then a mean and a 95 % interval row per concept; columns: the cells."""
     acc = df.set_index(["seed", "concept", "model", "prompt_set"])["accuracy"]
     seeds = sorted(df["seed"].unique(), key=lambda s: (len(s), s))
+    alpha = df.groupby(["seed", "concept"])["tv_alpha"].first() if "tv_alpha" in df else pd.Series(dtype=float)
     rows = []
     for concept in sorted(df["concept"].unique()):
         for seed in seeds:
             rows.append({"concept": concept, "seed": seed,
-                         **{f"{m} {s}": 100 * float(acc.get((seed, concept, m, s), math.nan)) for m, s in cells}})
+                         **{f"{m} {s}": 100 * float(acc.get((seed, concept, m, s), math.nan)) for m, s in cells},
+                         "tv alpha": f"{alpha.get((seed, concept), math.nan):g}"})
         summary = {f"{m} {s}": mean_interval([100 * float(acc[(seed, concept, m, s)]) for seed in seeds if (seed, concept, m, s) in acc])
                    for m, s in cells}
-        rows.append({"concept": concept, "seed": "mean [95 % CI]", **summary})
+        rows.append({"concept": concept, "seed": "mean [95 % CI]", **summary, "tv alpha": ""})
     return pd.DataFrame(rows)
 
 
