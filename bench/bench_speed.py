@@ -202,7 +202,7 @@ def sd14_components(device, dtype):
 def sd14(batch: int, steps: int, dtype_name: str) -> list[dict]:
     from diffusers import StableDiffusionPipeline
 
-    from unerase.esd import erase_esd
+    from unerase.erasure.esd import erase_esd
     from unerase.inversion import invert
     from unerase.sampling import generate
 

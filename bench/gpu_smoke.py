@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from unerase.atomic import read_json
-from unerase.steps import base_model, concept_images, erase_esd, erase_task_vector, evaluate, generate, invert, train_embedded
+from unerase.steps import base_model, concept_images, erase, evaluate, finetune_on_concept, generate, invert, train_embedded
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,12 +33,17 @@ def main(out: Path, precision: str | None = None) -> None:
     base_model.run(manifest=r("manifest.json"), source="embedded", path=None, model=r("model"))
     common = dict(manifest=r("manifest.json"), concept_text="zero", templates=T, seed=0)
     concept_images.run(images=r("ci.safetensors"), grid=r("ci.png"), label=0, num_images=12, **samp, **common)
-    erase_esd.run(concept_images=r("ci.safetensors"), patch=r("esd.safetensors"), method="esd-x", checkpoint=None,
-                  **cfg["erasure"]["esd"], **common)
-    erase_task_vector.run_finetune(manifest=r("manifest.json"), concept_images=r("ci.safetensors"), finetuned=r("ft.safetensors"),
-                                   steps=tv["finetune_steps"], lr=tv["lr"], batch_size=tv["batch_size"], grad_clip=tv["grad_clip"],
-                                   seed=0, checkpoint=None)
-    erase_task_vector.run_negate(manifest=r("manifest.json"), finetuned=r("ft.safetensors"), patch=r("tv.safetensors"), alpha="1.5")
+    erasure = dict(concept_text="zero", label=0, classes=cfg["classes"], templates=T, seed=0, manifest=r("manifest.json"))
+    erase.run(concept_images=r("ci.safetensors"), patch=r("esd.safetensors"), record=r("esd.json"), method="esd-x", shared={},
+              settings=cfg["erasure"]["esd"], checkpoint=None, **erasure)
+    erase.run(patch=r("uce.safetensors"), record=r("uce.json"), method="uce", shared={}, settings=cfg["erasure"]["uce"],
+              checkpoint=None, **erasure)
+    finetune_on_concept.run_finetune(manifest=r("manifest.json"), concept_images=r("ci.safetensors"), finetuned=r("ft.safetensors"),
+                                     steps=tv["finetune_steps"], lr=tv["lr"], batch_size=tv["batch_size"], grad_clip=tv["grad_clip"],
+                                     seed=0, checkpoint=None)
+    erase.run(finetuned=r("ft.safetensors"), classifier=r("clf.safetensors"), patch=r("tv.safetensors"), record=r("tv.json"),
+              method="tv", settings=tv, shared={"sampling": samp, "evaluation.images_per_cell": cfg["evaluation"]["images_per_cell"]},
+              checkpoint=None, **erasure)
     common.pop("concept_text")
     invert.run(concept_images=r("ci.safetensors"), embeds=r("emb.safetensors"), token="<zero-inv>", unet_patch=r("esd.safetensors"),
                checkpoint=None, **ci, **common)

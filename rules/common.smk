@@ -1,7 +1,10 @@
 # Helpers shared by the rules: config validation, wildcard vocabularies, model resolution.
 import os
+import re
 
 from snakemake.utils import validate
+
+from unerase.erasure import METHODS as ERASURE_METHODS  # the registry (no torch import)
 
 
 validate(config, schema="../config/schema.yaml")
@@ -19,19 +22,19 @@ def _check_concepts():
 _check_concepts()
 
 CONCEPTS = config["concepts"]
-METHODS = config["erasure"]["methods"]
+METHODS = config["erasure"]["methods"]  # the schema's enum lists the registry's names (tested)
 TV = config["erasure"]["task_vector"]
 PROMPT_SETS = ["name", "inversion", "control"]
 # Models that get the full audit (name, inversion, control): the base and each erasure method.
-# "tv" is the task-vector model at the alpha chosen by task_vector_alpha.
+# "tv" is the task-vector model at the alpha its erase job chose.
 AUDITED_MODELS = ["base"] + METHODS
 RES = config["resources"]
 
 
 wildcard_constraints:
     concept="[a-z0-9_]+",
-    model="base|esd-x|esd-u|esd-x-strict|esd-all|tv",
-    method="esd-x|esd-u|esd-x-strict|esd-all",
+    model="|".join(re.escape(m) for m in ["base", *ERASURE_METHODS]),
+    method="|".join(re.escape(m) for m in ERASURE_METHODS),
     prompt_set="name|inversion|control",
 
 
@@ -60,6 +63,33 @@ def unet_patch(wildcards):
     return {"unet_patch": f"results/erased/{wildcards.concept}/{wildcards.model}/unet_patch.safetensors"}
 
 
+def erasure_method(wildcards):
+    return ERASURE_METHODS[wildcards.method]
+
+
+# Where each input a method may declare (`needs` in the registry) comes from.
+_ERASURE_NEEDS = {
+    "concept_images": "results/concept_images/{concept}/images.safetensors",
+    "finetuned": "results/finetuned/{concept}/unet.safetensors",
+    "classifier": "results/evaluator/classifier.safetensors",
+}
+
+
+def erasure_inputs(wildcards):
+    return {need: _ERASURE_NEEDS[need].format(concept=wildcards.concept) for need in erasure_method(wildcards).needs}
+
+
+def config_value(dotted):
+    node = config
+    for key in dotted.split("."):
+        node = node[key]
+    return node
+
+
+def method_labels():
+    return {m: ERASURE_METHODS[m].label for m in METHODS}
+
+
 def concept_label(wildcards):
     return config["classes"][wildcards.concept]
 
@@ -80,7 +110,7 @@ def heavy():
 
 def cells_of(concept):
     """(model, prompt set) cells scored for a concept: the full audit of the base and each method.
-    (The task vector's alpha candidates are scored inside task_vector_alpha: alpha_choice.json.)"""
+    (The task vector's alpha candidates are scored inside its erase job: erasure.json.)"""
     return [(m, s) for m in AUDITED_MODELS for s in PROMPT_SETS]
 
 
@@ -93,7 +123,7 @@ def final_outputs():
         "results/tables/accuracy.csv",
         "results/tables/erasure_vs_inversion.md",
         "results/evaluator/classifier.json",
-    ] + [f"results/erased/{c}/tv/alpha_choice.json" for c in CONCEPTS if "tv" in METHODS]
+    ] + [f"results/erased/{c}/{m}/erasure.json" for c in CONCEPTS for m in METHODS]
 
 
 # --- generation ---

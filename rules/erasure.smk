@@ -1,35 +1,42 @@
-# Erasure methods. Each writes results/erased/{concept}/{model}/unet_patch.safetensors: the UNet
-# parameters it changed, applied over the base model by every later step.
-ESD = config["erasure"]["esd"]
+# Erasure methods (the registry in unerase.erasure). Each writes
+# results/erased/{concept}/{method}/unet_patch.safetensors, the UNet parameters it changed, applied over
+# the base model by every later step, and erasure.json, what it decided (e.g. the task vector's alpha).
 
 
-rule erase_esd:
+rule erase:
+    # Every registered method (unerase.erasure.METHODS): its params are its own config block and the
+    # sections it declares, so a change re-runs that method's jobs only.
     input:
+        unpack(erasure_inputs),
         manifest="results/base_model/manifest.json",
-        concept_images="results/concept_images/{concept}/images.safetensors",
     output:
         patch="results/erased/{concept}/{method}/unet_patch.safetensors",
+        record="results/erased/{concept}/{method}/erasure.json",
     log:
-        log_path("erase_esd", "{concept}", "{method}"),
+        log_path("erase", "{concept}", "{method}"),
     benchmark:
-        benchmark_path("erase_esd", "{concept}", "{method}"),
+        benchmark_path("erase", "{concept}", "{method}"),
     params:
         method="{method}",
+        settings=lambda wc: config["erasure"][erasure_method(wc).config],
+        shared=lambda wc: {key: config_value(key) for key in erasure_method(wc).uses},
         concept_text=concept_text,
+        label=concept_label,
+        classes=config["classes"],
         templates=config["prompts"]["templates"],
         seed=config["seed"],
-        checkpoint=checkpoint_path("erase_esd", "{concept}", "{method}"),
-        **ESD,
+        checkpoint=checkpoint_path("erase", "{concept}", "{method}"),
     threads: RES["threads"]
     resources:
         **heavy(),
     conda:
         "../envs/unerase.yaml"
     script:
-        "../scripts/erase_esd.py"
+        "../scripts/erase.py"
 
 
 rule finetune_on_concept:
+    # The task vector's preparatory stage, its own job so that an alpha change re-runs only the search.
     input:
         manifest="results/base_model/manifest.json",
         concept_images="results/concept_images/{concept}/images.safetensors",
@@ -53,34 +60,3 @@ rule finetune_on_concept:
         "../envs/unerase.yaml"
     script:
         "../scripts/finetune_on_concept.py"
-
-
-rule task_vector_alpha:
-    # theta - alpha * tau over the alpha grid in the rule's order, each alpha scored on its name and
-    # control images, stopping at the first that meets both criteria (it is the one the rule picks
-    # from the whole grid). One job per concept: the model loads once and a job start costs ~9 s.
-    input:
-        manifest="results/base_model/manifest.json",
-        finetuned="results/finetuned/{concept}/unet.safetensors",
-        classifier="results/evaluator/classifier.safetensors",
-    output:
-        selected="results/erased/{concept}/tv/unet_patch.safetensors",
-        choice="results/erased/{concept}/tv/alpha_choice.json",
-        grid=report("results/erased/{concept}/tv/alpha_search.png", category="Task-vector alpha", subcategory="{concept}"),
-    log:
-        log_path("task_vector_alpha", "{concept}"),
-    benchmark:
-        benchmark_path("task_vector_alpha", "{concept}"),
-    params:
-        alphas=TV["alphas"],
-        alpha_rule=TV["alpha_rule"],
-        max_target_accuracy=TV["max_target_accuracy"],
-        min_control_accuracy=TV["min_control_accuracy"],
-        **GENERATION_PARAMS,
-    threads: RES["threads"]
-    resources:
-        **heavy(),
-    conda:
-        "../envs/unerase.yaml"
-    script:
-        "../scripts/task_vector_alpha.py"

@@ -40,7 +40,7 @@ rule tables:
         benchmark_path("tables", "tables"),
     params:
         methods=METHODS,
-        method_labels={"esd-x": "ESD-x", "esd-u": "ESD-u", "esd-x-strict": "ESD-x-strict", "esd-all": "ESD-all", "tv": "TV"},
+        method_labels=method_labels(),
     conda:
         "../envs/unerase.yaml"
     script:

@@ -33,23 +33,9 @@ def test_unet_patch_roundtrip(tiny_pipeline_dir, tmp_path):
     assert torch.equal(dict(fresh.unet.named_parameters())[name], dict(model.unet.named_parameters())[name])
 
 
-def test_random_weight_sd_layout_loads(tmp_path, tokenizer):
+def test_random_weight_sd_layout_loads(sd_layout_dir):
     """The SD 1.4 path: RGB VAE, 4-channel latents, 77-token CLIP text — same loader, random weights."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    torch.manual_seed(0)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
-                        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=4, scaling_factor=0.18215)
-    unet = UNet2DConditionModel(sample_size=8, block_out_channels=(16, 32), layers_per_block=1, cross_attention_dim=32,
-                                norm_num_groups=8, attention_head_dim=4,
-                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                        num_attention_heads=4, max_position_embeddings=77))
-    sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
-    StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=sched, safety_checker=None,
-                            feature_extractor=None, requires_safety_checker=False).save_pretrained(tmp_path / "sd", safe_serialization=True)
-    model = load_components(str(tmp_path / "sd"))
+    model = load_components(str(sd_layout_dir))
     images = generate(model, ["a photo of a church"], [0], 7.5, 2, batch_size=1)
     assert images.shape == (1, 3, 16, 16)
 

@@ -23,7 +23,7 @@ def _run(tmp_path, seed, esd_inv, tv_inv):
     path = tmp_path / f"seed-{seed}" / "results" / "tables" / "accuracy.csv"
     path.parent.mkdir(parents=True)
     pd.DataFrame(rows).to_csv(path, index=False)
-    choice = tmp_path / f"seed-{seed}" / "results" / "erased" / "zero" / "tv" / "alpha_choice.json"
+    choice = tmp_path / f"seed-{seed}" / "results" / "erased" / "zero" / "tv" / "erasure.json"
     choice.parent.mkdir(parents=True)
     choice.write_text('{"alpha": 1.75}')  # the other concepts have none: "nan"
     return str(path)

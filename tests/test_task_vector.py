@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from unerase.steps.select_alpha import choose_alpha, search_alpha
-from unerase.task_vector import negate, task_vector
+from unerase.erasure.alpha_search import choose_alpha, search_alpha
+from unerase.erasure.task_vector import negate, task_vector
 
 
 def test_task_vector_and_negation_are_exact():

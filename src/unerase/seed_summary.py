@@ -36,10 +36,13 @@ def mean_interval(values: list[float], level: float = 0.95) -> tuple[float, floa
 
 
 def _tv_alpha(table_path: str, concept: str) -> float:
-    """The α the run chose for `concept` (results/erased/<concept>/tv/alpha_choice.json beside
-    results/tables/accuracy.csv), NaN when the run has none."""
-    choice = Path(table_path).resolve().parents[1] / "erased" / concept / "tv" / "alpha_choice.json"
-    return float(json.loads(choice.read_text())["alpha"]) if choice.is_file() else math.nan
+    """The α the run chose for `concept` (results/erased/<concept>/tv/erasure.json beside
+    results/tables/accuracy.csv; alpha_choice.json in runs before the erasure registry), NaN if none."""
+    tv = Path(table_path).resolve().parents[1] / "erased" / concept / "tv"
+    for record in (tv / "erasure.json", tv / "alpha_choice.json"):
+        if record.is_file():
+            return float(json.loads(record.read_text())["alpha"])
+    return math.nan
 
 
 def load_runs(paths: list[str]) -> pd.DataFrame:

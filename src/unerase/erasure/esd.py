@@ -10,12 +10,13 @@ import random
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import Checkpointer, rng_state, set_rng_state
-from .components import Components
-from .diffusion import LatentBank
-from .progress import Progress, log
-from .sampling import ddim_loop, initial_latents
-from .text import encode
+from ..checkpoint import Checkpointer, rng_state, set_rng_state
+from ..components import Components
+from ..diffusion import LatentBank
+from ..progress import Progress, log
+from ..sampling import ddim_loop, initial_latents
+from ..text import encode
+from .job import ErasureJob, ErasureResult
 
 # Which UNet parameters each ESD variant trains, by diffusers parameter name. The reference code
 # (rohitgandikota/erasing) matches names the same way; its README passed a name the matcher did not
@@ -105,3 +106,14 @@ def erase_esd(components: Components, concept_bank: LatentBank | None, *, method
     unet.eval().requires_grad_(False)
     ckpt.clear()
     return names
+
+
+def erase(job: ErasureJob) -> ErasureResult:
+    """The registry's entry point for every ESD variant (config block `erasure.esd`)."""
+    s = job.settings
+    bank = job.concept_bank() if s["xt_source"] == "concept_images" else None
+    names = erase_esd(job.model, bank, method=job.method, templates=job.templates, concept_text=job.concept_text,
+                      iterations=s["iterations"], lr=s["lr"], negative_guidance=s["negative_guidance"], batch_size=s["batch_size"],
+                      xt_source=s["xt_source"], ddim_steps=s["ddim_steps"], start_guidance=s["start_guidance"], seed=job.seed,
+                      checkpoint=job.checkpoint)
+    return ErasureResult(names, dict(trained_tensors=len(names)))

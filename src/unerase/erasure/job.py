@@ -1,0 +1,39 @@
+"""What every erasure method receives and returns: one shape for the generic erase step."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..components import Components
+from ..diffusion import LatentBank
+from ..images_io import load_image_set
+
+
+@dataclass
+class ErasureJob:
+    model: Components            # the base model in float32; the method edits model.unet in place
+    method: str                  # the registry name ("esd-x", "tv", ...)
+    settings: dict               # the method's config block
+    concept_text: str            # the concept as written in prompts
+    label: int                   # the concept's class label
+    classes: dict[str, int]      # every class (the others are what a method may preserve)
+    templates: list[str]         # prompt templates, "{}" standing for the concept
+    seed: int
+    manifest: str                # the base model's manifest (for a second load, e.g. in another precision)
+    inputs: dict[str, str] = field(default_factory=dict)   # the extra inputs the method declared (paths)
+    shared: dict = field(default_factory=dict)             # the other config keys it declared (dotted) -> value
+    checkpoint: str | None = None                          # resumable state, outside the job's outputs
+
+    def concept_bank(self) -> LatentBank:
+        """VAE posteriors of the concept images (input "concept_images")."""
+        images, _, _ = load_image_set(self.inputs["concept_images"])
+        x = images.float().div(127.5).sub(1).to(self.model.device)
+        return LatentBank(self.model.vae, x, self.model.vae_scale)
+
+    def other_classes(self) -> list[str]:
+        return [name.replace("_", " ") for name, lab in sorted(self.classes.items(), key=lambda kv: kv[1]) if lab != self.label]
+
+
+@dataclass
+class ErasureResult:
+    changed: list[str]           # the UNet parameters the method changed: the patch holds exactly these
+    info: dict = field(default_factory=dict)  # what the method decided (written to erasure.json)

@@ -1,0 +1,92 @@
+"""Task-vector erasure (Ilharco et al. 2023; Pham et al. 2024): fine-tune the UNet on the concept's
+images with EMPTY captions, take τ = θ_ft − θ, and negate it: θ_erased = θ − α·τ. The edit does not
+depend on any prompt, which is why it resists input-side attacks such as Concept Inversion."""
+from __future__ import annotations
+
+import torch
+from safetensors.torch import load_file
+
+from ..atomic import read_json
+from ..checkpoint import Checkpointer, rng_state, set_rng_state
+from ..components import Components, load_components
+from ..diffusion import LatentBank, denoising_loss
+from ..evaluation import classifier_accuracy
+from ..progress import Progress, log
+from ..prompts import build_prompts
+from ..sampling import generate
+from ..text import encode
+from .alpha_search import search_alpha
+from .job import ErasureJob, ErasureResult
+
+
+def finetune_on_concept(components: Components, bank: LatentBank, *, steps: int, lr: float, batch_size: int,
+                        grad_clip: float, seed: int, checkpoint: str | None = None, checkpoint_every: int = 100) -> None:
+    """Fine-tune every UNet parameter in place on the concept images, captions empty."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    unet = components.unet.train().requires_grad_(True)
+    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0, fused=True)  # decay would leak into τ
+    ckpt = Checkpointer(checkpoint, dict(steps=steps, lr=lr, bs=batch_size, clip=grad_clip, seed=seed), checkpoint_every)
+    start = 0
+    if state := ckpt.load():
+        unet.load_state_dict(state["unet"]); opt.load_state_dict(state["opt"]); gen.set_state(state["gen"])
+        set_rng_state(state["rng"]); start = state["step"]
+    context = encode(components.tokenizer, components.text_encoder, [""]).expand(batch_size, -1, -1)
+    progress = Progress("task-vector fine-tune", steps, start)
+    for step in range(start, steps):
+        idx = torch.randint(0, len(bank), (batch_size,), generator=gen)
+        loss = denoising_loss(unet, components.scheduler, bank.draw(idx, gen), context, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), grad_clip)
+        opt.step()
+        progress.update(step, loss.item())
+        ckpt.maybe_save(step, steps, lambda: dict(unet=unet.state_dict(), opt=opt.state_dict(), gen=gen.get_state(), rng=rng_state()))
+    unet.eval().requires_grad_(False)
+    ckpt.clear()
+
+
+def task_vector(base: dict[str, torch.Tensor], finetuned: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """τ = θ_ft − θ over the floating-point tensors both state dicts share."""
+    if set(base) != set(finetuned):
+        raise ValueError("base and fine-tuned UNets have different parameters")
+    return {k: finetuned[k].float() - base[k].float() for k in base if base[k].is_floating_point()}
+
+
+def negate(base: dict[str, torch.Tensor], tau: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
+    """θ − α·τ, in the base tensors' dtype."""
+    return {k: (base[k].float() - alpha * tau[k]).to(base[k].dtype) for k in tau}
+
+
+def erase(job: ErasureJob) -> ErasureResult:
+    """The registry's entry point (config block `erasure.task_vector`): θ − α·τ over the α grid in
+    the rule's order, each α scored on its name and control images with the evaluator (argmax,
+    whatever evaluation.min_confidence says, so a metric-only change re-runs no attack), stopping
+    at the first α that meets both criteria (unerase.erasure.alpha_search)."""
+    s, sampling = job.settings, job.shared["sampling"]
+    num_images = job.shared["evaluation.images_per_cell"]
+    unet = job.model.unet
+    base = {k: v.detach().clone() for k, v in unet.state_dict().items()}  # float32: θ − α·τ is exact there
+    tau = task_vector(base, load_file(job.inputs["finetuned"]))
+    # Sampling precision (float16 on a GPU) needs its own copy; on the embedded default it is this model.
+    sampler = job.model if sampling["precision"] == "float32" else load_components(
+        read_json(job.manifest)["path"], job.model.device, getattr(torch, sampling["precision"]))
+    sets = {p: build_prompts(p, job.templates, job.concept_text, job.label, job.classes, num_images, None) for p in ("name", "control")}
+    seeds = [job.seed + i for i in range(num_images)]  # the generation jobs' seeds: the chosen α's cells repeat these images
+
+    def score(alpha: float) -> dict:
+        sampler.unet.load_state_dict(negate(base, tau, alpha), strict=False)
+        out = {}
+        for prompt_set, key in (("name", "target"), ("control", "control")):
+            prompts, labels = sets[prompt_set]
+            x = generate(sampler, prompts, seeds, sampling["guidance_scale"], sampling["num_steps"], sampling["batch_size"])
+            out[key] = classifier_accuracy(x, torch.tensor(labels), job.inputs["classifier"], min_confidence=0.0)["accuracy"]
+        log.info("task vector alpha %g: concept %.2f, other classes %.2f", alpha, out["target"], out["control"])
+        return out
+
+    alpha, why, results = search_alpha(score, s["alphas"], s["max_target_accuracy"], s["min_control_accuracy"], s["alpha_rule"])
+    log.info("task vector: chose alpha %g (%s) from %s", alpha, why, results)
+    unet.load_state_dict(negate(base, tau, alpha), strict=False)
+    return ErasureResult(sorted(tau), dict(alpha=alpha, reason=why, rule=s["alpha_rule"], candidates=results,
+                                           grid=[float(a) for a in s["alphas"]], max_target_accuracy=s["max_target_accuracy"],
+                                           min_control_accuracy=s["min_control_accuracy"]))

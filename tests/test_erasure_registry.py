@@ -1,0 +1,85 @@
+"""The erasure registry: every registered method has its code, its config block and its schema entry;
+UCE's closed form is the least-squares solution of its objective; each method runs on the SD layout."""
+import json
+
+import pytest
+import torch
+import yaml
+
+from conftest import ROOT
+from unerase import erasure
+from unerase.erasure.uce import uce_weight
+
+
+def test_registry_schema_and_config_agree():
+    schema = yaml.safe_load((ROOT / "config/schema.yaml").read_text())["properties"]["erasure"]
+    full = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config = full["erasure"]
+    assert set(schema["properties"]["methods"]["items"]["enum"]) == set(erasure.METHODS)
+    for name, spec in erasure.METHODS.items():
+        assert spec.config in schema["properties"] and spec.config in config, name
+        assert callable(erasure.implementation(name).erase), name
+        assert set(spec.needs) <= {"concept_images", "finetuned", "classifier"}, name  # what rules/common.smk can provide
+        for dotted in spec.uses:  # every declared key exists, so the rule's params resolve
+            node = full
+            for key in dotted.split("."):
+                node = node[key]
+    with pytest.raises(ValueError, match="unknown erasure method 'esd-xattn'"):
+        erasure.get("esd-xattn")  # the reference README's name that silently trained nothing
+
+
+def test_uce_is_the_least_squares_solution_of_its_objective():
+    g = torch.Generator().manual_seed(0)
+    d_in, d_out = 6, 4
+    w = torch.randn(d_out, d_in, generator=g, dtype=torch.float64)
+    ec, pc = torch.randn(3, d_in, generator=g, dtype=torch.float64), torch.randn(5, d_in, generator=g, dtype=torch.float64)
+    ev = torch.randn(3, d_out, generator=g, dtype=torch.float64)
+    lam, se, sp = 0.5, 1.0, 2.0
+    got = uce_weight(w, ec, ev, pc, pc @ w.T, lam, se, sp)
+    # min λ‖W'−W‖² + s_e Σ‖W'c−v*‖² + s_p Σ‖W'c_p − W c_p‖²  as one stacked least-squares problem in W'ᵀ
+    a = torch.cat([lam**0.5 * torch.eye(d_in, dtype=torch.float64), se**0.5 * ec, sp**0.5 * pc])
+    b = torch.cat([lam**0.5 * w.T, se**0.5 * ev, sp**0.5 * (pc @ w.T)])
+    want = torch.linalg.lstsq(a, b).solution.T
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+    # the edit does what it is for: with a small λ the concept maps (almost) onto v*, preserved rows stay
+    sharp = uce_weight(w, ec[:1], ev[:1], pc[:2], pc[:2] @ w.T, 1e-6, 1.0, 1.0)
+    torch.testing.assert_close(sharp @ ec[0], ev[0], rtol=0, atol=1e-4)
+    torch.testing.assert_close(sharp @ pc[1], w @ pc[1], rtol=0, atol=1e-4)
+
+
+def _erase(pipe_dir, tmp_path, method, settings, **inputs):
+    from unerase.steps import base_model, erase
+
+    manifest = tmp_path / "manifest.json"
+    base_model.run(manifest=str(manifest), source="pretrained", path=str(pipe_dir))
+    classes = {"zero": 0, "one": 1, "two": 2}
+    erase.run(manifest=str(manifest), patch=str(tmp_path / f"{method}.safetensors"), record=str(tmp_path / f"{method}.json"),
+              method=method, settings=settings, shared={}, concept_text="zero", label=0, classes=classes,
+              templates=["a photo of the digit {}", "{}"], seed=0, checkpoint=None, **inputs)
+    from safetensors.torch import load_file
+
+    return load_file(str(tmp_path / f"{method}.safetensors")), json.loads((tmp_path / f"{method}.json").read_text())
+
+
+@pytest.mark.parametrize("layout", ["embedded", "sd"])
+def test_uce_edits_exactly_the_cross_attention_keys_and_values(layout, tiny_pipeline_dir, sd_layout_dir, tmp_path):
+    from unerase.components import load_components
+
+    pipe = tiny_pipeline_dir if layout == "embedded" else sd_layout_dir
+    settings = dict(guide="", preserve="others", lam=0.5, erase_scale=1.0, preserve_scale=1.0)
+    patch, record = _erase(pipe, tmp_path, "uce", settings)
+    assert patch and all(".attn2.to_k." in k or ".attn2.to_v." in k for k in patch)
+    assert record["changed_tensors"] == len(patch) and record["preserve_prompts"] == 4 and record["erase_prompts"] == 2
+    base = dict(load_components(str(pipe)).unet.named_parameters())
+    assert all(not torch.equal(v, base[k]) for k, v in patch.items())
+
+
+@pytest.mark.parametrize("xt_source", ["concept_images", "model"])
+def test_esd_runs_on_the_sd_layout(sd_layout_dir, tmp_path, xt_source):
+    from unerase.images_io import save_image_set
+
+    images = torch.randint(0, 256, (4, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    save_image_set(tmp_path / "ci.safetensors", images, [0] * 4, ["zero"] * 4)
+    settings = dict(iterations=2, lr=1e-4, negative_guidance=1.0, batch_size=2, xt_source=xt_source, ddim_steps=3, start_guidance=3.0)
+    patch, record = _erase(sd_layout_dir, tmp_path, "esd-x", settings, concept_images=str(tmp_path / "ci.safetensors"))
+    assert patch and all(".attn2." in k for k in patch) and record["trained_tensors"] == len(patch)
