@@ -61,15 +61,18 @@ def _erase(pipe_dir, tmp_path, method, settings, **inputs):
     return load_file(str(tmp_path / f"{method}.safetensors")), json.loads((tmp_path / f"{method}.json").read_text())
 
 
-@pytest.mark.parametrize("layout", ["embedded", "sd"])
-def test_uce_edits_exactly_the_cross_attention_keys_and_values(layout, tiny_pipeline_dir, sd_layout_dir, tmp_path):
+@pytest.mark.parametrize("layout,tokens", [("embedded", "last_to_end"), ("embedded", "last"), ("sd", "last_to_end")])
+def test_uce_edits_exactly_the_cross_attention_keys_and_values(layout, tokens, tiny_pipeline_dir, sd_layout_dir, tmp_path):
     from unerase.components import load_components
 
     pipe = tiny_pipeline_dir if layout == "embedded" else sd_layout_dir
-    settings = dict(guide="", preserve="others", lam=0.5, erase_scale=1.0, preserve_scale=1.0)
+    settings = dict(guide="", tokens=tokens, preserve="others", lam=0.5, erase_scale=1.0, preserve_scale=1.0)
     patch, record = _erase(pipe, tmp_path, "uce", settings)
     assert patch and all(".attn2.to_k." in k or ".attn2.to_v." in k for k in patch)
     assert record["changed_tensors"] == len(patch) and record["preserve_prompts"] == 4 and record["erase_prompts"] == 2
+    # "a photo of the digit zero" ends at position 6 and "zero" at 1, the guide "" at 0 (start token): 71 + 76 rows
+    # from the last word on, 77 per preserved prompt; one row per prompt for "last"
+    assert (record["erased_rows"], record["preserved_rows"]) == ((71 + 76, 4 * 77) if tokens == "last_to_end" else (2, 4))
     base = dict(load_components(str(pipe)).unet.named_parameters())
     assert all(not torch.equal(v, base[k]) for k, v in patch.items())
 
