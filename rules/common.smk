@@ -19,7 +19,20 @@ def _check_concepts():
             raise ValueError(f"config key 'real_images.{c}': not one of the concepts {config['concepts']}")
 
 
+def _check_imports():
+    paths = config["erasure"]["import"]["paths"]
+    for c in paths:
+        if c not in config["concepts"]:
+            raise ValueError(f"config key 'erasure.import.paths.{c}': not one of the concepts {config['concepts']}")
+    if "import" in config["erasure"]["methods"]:
+        for c in config["concepts"]:
+            if c not in paths:
+                raise ValueError(f"config key 'erasure.import.paths.{c}': missing; method 'import' needs the erased UNet of every "
+                                 f"concept (a diffusers UNet folder, a .safetensors state dict or an ESD-style .pt)")
+
+
 _check_concepts()
+_check_imports()
 
 CONCEPTS = config["concepts"]
 METHODS = config["erasure"]["methods"]  # the schema's enum lists the registry's names (tested)
@@ -67,16 +80,17 @@ def erasure_method(wildcards):
     return ERASURE_METHODS[wildcards.method]
 
 
-# Where each input a method may declare (`needs` in the registry) comes from.
+# Where each input a method may declare (`needs` in the registry) comes from, per concept.
 _ERASURE_NEEDS = {
-    "concept_images": "results/concept_images/{concept}/images.safetensors",
-    "finetuned": "results/finetuned/{concept}/unet.safetensors",
-    "classifier": "results/evaluator/classifier.safetensors",
+    "concept_images": lambda c: f"results/concept_images/{c}/images.safetensors",
+    "finetuned": lambda c: f"results/finetuned/{c}/unet.safetensors",
+    "classifier": lambda c: "results/evaluator/classifier.safetensors",
+    "imported": lambda c: config["erasure"]["import"]["paths"][c],  # the user's file: changing it re-runs the audit
 }
 
 
 def erasure_inputs(wildcards):
-    return {need: _ERASURE_NEEDS[need].format(concept=wildcards.concept) for need in erasure_method(wildcards).needs}
+    return {need: _ERASURE_NEEDS[need](wildcards.concept) for need in erasure_method(wildcards).needs}
 
 
 def config_value(dotted):

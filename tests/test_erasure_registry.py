@@ -19,7 +19,7 @@ def test_registry_schema_and_config_agree():
     for name, spec in erasure.METHODS.items():
         assert spec.config in schema["properties"] and spec.config in config, name
         assert callable(erasure.implementation(name).erase), name
-        assert set(spec.needs) <= {"concept_images", "finetuned", "classifier"}, name  # what rules/common.smk can provide
+        assert set(spec.needs) <= {"concept_images", "finetuned", "classifier", "imported"}, name  # what rules/common.smk provides
         for dotted in spec.uses:  # every declared key exists, so the rule's params resolve
             node = full
             for key in dotted.split("."):

@@ -142,3 +142,18 @@ def test_concept_listed_twice_is_refused(tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     proc = smk(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), check=False)
     assert proc.returncode != 0 and "concepts" in proc.stdout + proc.stderr and "non-unique" in proc.stdout + proc.stderr
+
+
+def test_import_needs_a_path_per_concept_and_plans_its_audit(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    cfg = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
+    cfg["real_images"] = {}
+    cfg["erasure"]["methods"] = ["esd-x", "import"]
+    (tmp_path / "missing.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = smk(tmp_path, "-n", "--configfile", str(tmp_path / "missing.yaml"), check=False)
+    assert proc.returncode != 0 and "erasure.import.paths.zero" in proc.stdout + proc.stderr
+    (tmp_path / "esd.safetensors").write_bytes(b"")  # only planned here; its contents are checked when the job runs
+    cfg["erasure"]["import"]["paths"] = {"zero": str(tmp_path / "esd.safetensors")}
+    (tmp_path / "ok.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    jobs = planned_jobs(smk(tmp_path, "-n", "--configfile", str(tmp_path / "ok.yaml")))
+    assert jobs["erase"] == 2 and jobs["concept_inversion"] == 3 and jobs["generate"] == 3  # esd-x and import; base, esd-x, import

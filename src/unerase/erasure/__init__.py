@@ -17,7 +17,7 @@ class Method:
     label: str                     # its column label in the paper-style table
     module: str                    # the submodule of unerase.erasure holding `erase(job)`
     config: str                    # its block under config["erasure"]
-    needs: tuple[str, ...] = ()    # extra inputs of its job: "concept_images", "finetuned", "classifier"
+    needs: tuple[str, ...] = ()    # extra inputs of its job: "concept_images", "finetuned", "classifier", "imported"
     uses: tuple[str, ...] = ()     # other config keys its job reads, dotted ("sampling", "evaluation.images_per_cell"):
                                    # a change to one of them re-runs its jobs, a change elsewhere does not
     source: str = ""               # the paper / reference code it follows
@@ -32,6 +32,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("tv", "TV", "task_vector", "task_vector", needs=("finetuned", "classifier"), uses=("sampling", "evaluation.images_per_cell"),
            source="Pham et al. 2024 (Robust Concept Erasure Using Task Vectors)"),
     Method("uce", "UCE", "uce", "uce", source="Gandikota et al. 2024; rohitgandikota/unified-concept-editing"),
+    Method("import", "Imported", "imported", "import", needs=("imported",), source="a UNet erased elsewhere (erasure.import.paths)"),
 )}
 
 
