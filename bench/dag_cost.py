@@ -49,10 +49,12 @@ def cpu_flags() -> str:
 
 
 def read_benchmarks(results_dir: Path) -> dict[str, list[dict]]:
-    """rule -> one row per job (wall s, cpu s, peak MB, job name)."""
+    """rule -> one row per job (wall s, cpu s, peak MB, job name). The generic erase rule is split
+    per method ("erase:esd-x", from benchmarks/erase/<concept>/<method>.tsv): methods differ a lot."""
     jobs = defaultdict(list)
     for tsv in sorted((results_dir / "benchmarks").rglob("*.tsv")):
-        rule = tsv.relative_to(results_dir / "benchmarks").parts[0]
+        parts = tsv.relative_to(results_dir / "benchmarks").parts
+        rule = f"erase:{tsv.stem}" if parts[0] == "erase" else parts[0]
         with tsv.open() as f:
             for row in csv.DictReader(f, delimiter="\t"):
                 jobs[rule].append(dict(job=str(tsv.relative_to(results_dir / "benchmarks").with_suffix("")), wall_s=_num(row.get("s")),
@@ -88,7 +90,8 @@ def cost_model(summary: dict) -> dict:
         return r[rule]["wall_s"] / r[rule]["jobs"] if rule in r else 0.0
 
     models_per_concept = r.get("generate", {}).get("jobs", 0) / max(1, n)
-    method = per_job("erase_esd") + per_job("concept_inversion") + per_job("generate")
+    esd = per_job("erase:esd-x") or per_job("erase_esd")  # runs before the erasure registry named the rule erase_esd
+    method = esd + per_job("concept_inversion") + per_job("generate")
     attack = models_per_concept * (per_job("concept_inversion") + per_job("generate") / 3)
     return dict(method_core_s_per_concept=round(method, 1), attack_core_s_per_concept=round(attack, 1),
                 models_per_concept=models_per_concept, per_job_s={k: round(per_job(k), 1) for k in r})
