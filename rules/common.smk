@@ -47,7 +47,7 @@ RES = config["resources"]
 wildcard_constraints:
     concept="[a-z0-9_]+",
     model="|".join(re.escape(m) for m in ["base", *ERASURE_METHODS]),
-    method="|".join(re.escape(m) for m in ERASURE_METHODS),
+    method="|".join(re.escape(m) for m, spec in ERASURE_METHODS.items() if not spec.is_guard),
     prompt_set="name|inversion|control",
 
 
@@ -69,11 +69,32 @@ def base_model_inputs(wildcards):
     return {"model": "results/embedded/model"} if config["base_model"]["source"] == "embedded" else {}
 
 
+def is_guard(model):
+    return model in ERASURE_METHODS and ERASURE_METHODS[model].is_guard
+
+
 def unet_patch(wildcards):
-    """The UNet patch file of model `wildcards.model` (none for the base model)."""
-    if wildcards.model == "base":
+    """The UNet patch file of model `wildcards.model` (none for the base model and for guards)."""
+    if wildcards.model == "base" or is_guard(wildcards.model):
         return {}
     return {"unet_patch": f"results/erased/{wildcards.concept}/{wildcards.model}/unet_patch.safetensors"}
+
+
+def inversion_embeds(wildcards):
+    # A guard leaves the weights alone, so the attack's embeddings are learned on the base model and
+    # then sampled under the guard (CCE's attack on Negative Prompt).
+    source = "base" if is_guard(wildcards.model) else wildcards.model
+    return f"results/inversion/{wildcards.concept}/{source}/learned_embeds.safetensors"
+
+
+def sampling_options(wildcards):
+    """An inference-time guard's sampler settings for model `wildcards.model` (none otherwise)."""
+    if not is_guard(wildcards.model):
+        return {}
+    from unerase.erasure.guards import sampling_options as guard_options
+
+    spec = ERASURE_METHODS[wildcards.model]
+    return guard_options(spec.name, config["erasure"][spec.config], concept_text(wildcards))
 
 
 def erasure_method(wildcards):
@@ -137,7 +158,7 @@ def final_outputs():
         "results/tables/accuracy.csv",
         "results/tables/erasure_vs_inversion.md",
         "results/evaluator/classifier.json",
-    ] + [f"results/erased/{c}/{m}/erasure.json" for c in CONCEPTS for m in METHODS]
+    ] + [f"results/erased/{c}/{m}/erasure.json" for c in CONCEPTS for m in METHODS if not is_guard(m)]
 
 
 # --- generation ---

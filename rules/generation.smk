@@ -6,7 +6,7 @@ rule generate:
     input:
         unpack(unet_patch),
         manifest="results/base_model/manifest.json",
-        embeds="results/inversion/{concept}/{model}/learned_embeds.safetensors",
+        embeds=inversion_embeds,
     output:
         **generation_outputs("{model}", PROMPT_SETS),
     log:
@@ -15,6 +15,7 @@ rule generate:
         benchmark_path("generate", "{concept}", "{model}"),
     params:
         prompt_sets=PROMPT_SETS,
+        sampling_options=sampling_options,
         **GENERATION_PARAMS,
     threads: RES["threads"]
     resources:

@@ -18,7 +18,8 @@ def test_registry_schema_and_config_agree():
     assert set(schema["properties"]["methods"]["items"]["enum"]) == set(erasure.METHODS)
     for name, spec in erasure.METHODS.items():
         assert spec.config in schema["properties"] and spec.config in config, name
-        assert callable(erasure.implementation(name).erase), name
+        entry = "sampling_options" if spec.is_guard else "erase"  # a guard changes the sampler, not the weights
+        assert callable(getattr(erasure.implementation(name), entry)), name
         assert set(spec.needs) <= {"concept_images", "finetuned", "classifier", "imported"}, name  # what rules/common.smk provides
         for dotted in spec.uses:  # every declared key exists, so the rule's params resolve
             node = full
@@ -86,3 +87,18 @@ def test_esd_runs_on_the_sd_layout(sd_layout_dir, tmp_path, xt_source):
     settings = dict(iterations=2, lr=1e-4, negative_guidance=1.0, batch_size=2, xt_source=xt_source, ddim_steps=3, start_guidance=3.0)
     patch, record = _erase(sd_layout_dir, tmp_path, "esd-x", settings, concept_images=str(tmp_path / "ci.safetensors"))
     assert patch and all(".attn2." in k for k in patch) and record["trained_tensors"] == len(patch)
+
+
+def test_negative_prompt_guard_replaces_the_empty_prompt(tiny_pipeline_dir):
+    from unerase.components import load_components
+    from unerase.erasure.guards import sampling_options
+    from unerase.sampling import generate
+
+    assert sampling_options("np", {"prompt": "{}"}, "zero") == {"negative_prompt": "zero"}
+    with pytest.raises(ValueError, match="not an inference-time guard"):
+        sampling_options("esd-x", {}, "zero")
+    model = load_components(str(tiny_pipeline_dir))
+    args = (model, ["the digit zero"] * 2, [1, 2], 3.0, 3, 2)
+    plain = generate(*args)
+    assert torch.equal(generate(*args, negative_prompt=""), plain)  # "" is classifier-free guidance's own
+    assert not torch.equal(generate(*args, negative_prompt="zero"), plain)

@@ -36,13 +36,14 @@ def decode_to_uint8(components: Components, latents: torch.Tensor) -> torch.Tens
 
 @torch.no_grad()
 def generate(components: Components, prompts: list[str], seeds: list[int], guidance_scale: float,
-             num_steps: int, batch_size: int, on_batch=None) -> torch.Tensor:
-    """Images (N, C, H, W) uint8 for `prompts`, image i drawn from seed `seeds[i]`."""
+             num_steps: int, batch_size: int, on_batch=None, negative_prompt: str = "") -> torch.Tensor:
+    """Images (N, C, H, W) uint8 for `prompts`, image i drawn from seed `seeds[i]`. `negative_prompt`
+    replaces the empty prompt of classifier-free guidance (the Negative Prompt defence)."""
     out = []
     for start in range(0, len(prompts), batch_size):
         p = prompts[start : start + batch_size]
         cond = encode(components.tokenizer, components.text_encoder, p)
-        uncond = encode(components.tokenizer, components.text_encoder, [""] * len(p))
+        uncond = encode(components.tokenizer, components.text_encoder, [negative_prompt] * len(p))
         latents = initial_latents(components.latent_shape, seeds[start : start + batch_size], components.device, components.unet.dtype)
         latents, _ = ddim_loop(components.unet, components.scheduler, latents, cond, uncond, guidance_scale, num_steps)
         out.append(decode_to_uint8(components, latents))

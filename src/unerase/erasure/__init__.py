@@ -1,7 +1,8 @@
 """The erasure methods' registry. The workflow (rules/common.smk) reads it to build the DAG without
 importing torch; the generic erase step (unerase.steps.erase) reads it to find a method's code.
 
-Adding a method is one module here with an `erase(job) -> ErasureResult` function (see job.py), one
+Adding a method is one module here with an `erase(job) -> ErasureResult` function (see job.py) or,
+for an inference-time guard, a `sampling_options(settings, concept_text)` entry in guards.py; one
 `Method` entry below, one config block under `erasure:` and its schema entry, and its tests: the
 generic `erase` rule, its script and the wildcard vocabulary follow from this table.
 """
@@ -21,6 +22,11 @@ class Method:
     uses: tuple[str, ...] = ()     # other config keys its job reads, dotted ("sampling", "evaluation.images_per_cell"):
                                    # a change to one of them re-runs its jobs, a change elsewhere does not
     source: str = ""               # the paper / reference code it follows
+    kind: str = "weights"          # weights: writes a UNet patch (generic erase rule) | guard: acts in the sampler only
+
+    @property
+    def is_guard(self) -> bool:
+        return self.kind == "guard"
 
 
 _ESD = "Gandikota et al. 2023; rohitgandikota/erasing"
@@ -33,6 +39,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            source="Pham et al. 2024 (Robust Concept Erasure Using Task Vectors)"),
     Method("uce", "UCE", "uce", "uce", source="Gandikota et al. 2024; rohitgandikota/unified-concept-editing"),
     Method("import", "Imported", "imported", "import", needs=("imported",), source="a UNet erased elsewhere (erasure.import.paths)"),
+    Method("np", "NP", "guards", "negative_prompt", kind="guard", source="negative prompt; CCE (Pham et al. 2023) attacks it"),
 )}
 
 

@@ -10,15 +10,17 @@ from ._shared import load_model, start
 
 
 def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, templates, num_images, seed, guidance_scale,
-        num_steps, batch_size, unet_patch=None, embeds=None, precision="float32", threads=1, log=None):
+        num_steps, batch_size, unet_patch=None, embeds=None, precision="float32", sampling_options=None, threads=1, log=None):
     """Generate each prompt set in `prompt_sets` with one loaded model; image i uses seed `seed + i`
-    in every set and model, so cells are paired across models."""
+    in every set and model, so cells are paired across models. `sampling_options` are an
+    inference-time guard's (unerase.erasure.guards), e.g. a negative prompt."""
     device = start(threads, log)
     model = load_model(manifest, device, unet_patch, precision)
     placeholder = load_learned_embeds(model, embeds) if embeds else None
     for prompt_set, images_path, grid_path in zip(prompt_sets, images, grids, strict=True):
         prompts, labels = build_prompts(prompt_set, templates, concept_text, label, classes, num_images, placeholder)
         x = generate(model, prompts, [seed + i for i in range(num_images)], guidance_scale, num_steps, batch_size,
-                     on_batch=lambda done, total, s=prompt_set: logger.info("generate %s: %d/%d", s, done, total))
+                     on_batch=lambda done, total, s=prompt_set: logger.info("generate %s: %d/%d", s, done, total),
+                     **(sampling_options or {}))
         save_image_set(images_path, x, labels, prompts, seed=seed)
         save_grid(grid_path, x)
