@@ -102,3 +102,38 @@ def test_negative_prompt_guard_replaces_the_empty_prompt(tiny_pipeline_dir):
     plain = generate(*args)
     assert torch.equal(generate(*args, negative_prompt=""), plain)  # "" is classifier-free guidance's own
     assert not torch.equal(generate(*args, negative_prompt="zero"), plain)
+
+
+def test_sld_presets_are_the_papers_and_their_guidance_terms():
+    from unerase.erasure.guards import SLD_PRESETS, SafeLatentGuidance, sampling_options
+
+    # protocols.md: (guidance, warm-up, threshold, momentum, beta) of the ESD / CCE / UnlearnDiffAtk code
+    assert SLD_PRESETS == {"weak": (200.0, 15, 0.0, 0.0, 0.0), "medium": (1000.0, 10, 0.01, 0.3, 0.4),
+                           "strong": (2000.0, 7, 0.025, 0.5, 0.7), "max": (5000.0, 0, 1.0, 0.5, 0.7)}
+    assert sampling_options("sld-medium", {"concept": "{}"}, "zero") == {"safety": {"preset": "medium", "concept": "zero"}}
+    medium = SafeLatentGuidance.preset("medium", 10)
+    assert medium.warmup_steps == 2 and SafeLatentGuidance.preset("medium", 50).warmup_steps == 10  # rescaled from 50 steps
+    eps_u, eps_c = torch.zeros(4), torch.tensor([1.0, 1.0, 1.0, 1.0])
+    eps_s = torch.tensor([1.0, 1.0 - 2**-11, 2.0, 0.0])  # c - s: 0, 2^-11 (exact in float32), -1, 1; threshold 0.01
+    # step 0 (warm-up): plain guidance, but the momentum already accumulates
+    torch.testing.assert_close(medium.guided(0, eps_u, eps_c, eps_s), eps_c - eps_u)
+    scale = torch.tensor([0.0, 1000 * 2**-11, 1.0, 0.0])  # min(|c - s| * 1000, 1) where c - s < threshold, else 0
+    first = (eps_s - eps_u) * scale
+    torch.testing.assert_close(medium.momentum, 0.6 * first)
+    medium.guided(1, eps_u, eps_c, eps_s)
+    second = first + 0.3 * (0.6 * first)
+    torch.testing.assert_close(medium.momentum, 0.4 * 0.6 * first + 0.6 * second)
+    # after warm-up the safety term (with momentum) is subtracted from the guidance direction
+    out = medium.guided(2, eps_u, eps_c, eps_s)
+    momentum_before = 0.4 * 0.6 * first + 0.6 * second
+    third = first + 0.3 * momentum_before
+    torch.testing.assert_close(out, (eps_c - eps_u) - third)
+
+
+def test_sld_guard_changes_the_samples(tiny_pipeline_dir):
+    from unerase.components import load_components
+    from unerase.sampling import generate
+
+    model = load_components(str(tiny_pipeline_dir))
+    args = (model, ["the digit zero"] * 2, [1, 2], 3.0, 3, 2)
+    assert not torch.equal(generate(*args, safety={"preset": "max", "concept": "zero"}), generate(*args))

@@ -62,12 +62,12 @@ def workdir(tmp_path_factory):
 def test_whole_dag_writes_tables_and_logs(workdir):
     table = pd.read_csv(workdir / "results/tables/accuracy.csv")
     cells = set(zip(table["model"], table["prompt_set"]))
-    for model in ("base", "esd-x", "tv", "uce", "np"):
+    for model in ("base", "esd-x", "tv", "uce", "np", "sld-max"):
         assert {(model, "name"), (model, "inversion"), (model, "control")} <= cells
     assert table["accuracy"].between(0, 1).all() and (table["images"] == 10).all()
     assert (table["evaluator"] == "embedded digit CNN").all()
     md = (workdir / "results/tables/erasure_vs_inversion.md").read_text()
-    assert "| concept | base | base (inverted) | ESD-x | TV | UCE | NP |" in md and "| zero |" in md
+    assert "| concept | base | base (inverted) | ESD-x | TV | UCE | NP | SLD-Max |" in md and "| zero |" in md
     assert not (workdir / "results/inversion/zero/np").exists()  # a guard is attacked with the base model's embeddings
     choice = json.loads((workdir / "results/erased/zero/tv/erasure.json").read_text())
     assert choice["alpha"] in (1.0, 2.0) and choice["rule"] == "largest" and choice["grid"] == [1.0, 2.0]

@@ -14,17 +14,20 @@ def initial_latents(shape: tuple[int, ...], seeds: list[int], device, dtype=torc
     return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).to(device, dtype)
 
 
-def ddim_loop(unet, scheduler, latents, cond, uncond, guidance_scale: float, num_steps: int, stop_at: int | None = None):
-    """Run DDIM from `latents`; `stop_at` returns the intermediate x_t after that many steps (ESD uses it)."""
+def ddim_loop(unet, scheduler, latents, cond, uncond, guidance_scale: float, num_steps: int, stop_at: int | None = None,
+              safety=None, safety_context=None):
+    """Run DDIM from `latents`; `stop_at` returns the intermediate x_t after that many steps (ESD uses it).
+    `safety` (a guards.SafeLatentGuidance) adds SLD's term from a third prediction on `safety_context`."""
     scheduler = copy.deepcopy(scheduler)
     scheduler.set_timesteps(num_steps, device=latents.device)
-    context = torch.cat([uncond, cond])
+    parts = [uncond, cond] + ([safety_context] if safety is not None else [])
+    context = torch.cat(parts)
     for i, t in enumerate(scheduler.timesteps):
         if stop_at is not None and i == stop_at:
             return latents, t
-        eps_u, eps_c = unet(torch.cat([latents, latents]), t, encoder_hidden_states=context).sample.chunk(2)
-        eps = eps_u + guidance_scale * (eps_c - eps_u)
-        latents = scheduler.step(eps, t, latents).prev_sample
+        eps = unet(torch.cat([latents] * len(parts)), t, encoder_hidden_states=context).sample.chunk(len(parts))
+        direction = safety.guided(i, *eps) if safety is not None else eps[1] - eps[0]
+        latents = scheduler.step(eps[0] + guidance_scale * direction, t, latents).prev_sample
     return latents, None
 
 
@@ -36,16 +39,24 @@ def decode_to_uint8(components: Components, latents: torch.Tensor) -> torch.Tens
 
 @torch.no_grad()
 def generate(components: Components, prompts: list[str], seeds: list[int], guidance_scale: float,
-             num_steps: int, batch_size: int, on_batch=None, negative_prompt: str = "") -> torch.Tensor:
+             num_steps: int, batch_size: int, on_batch=None, negative_prompt: str = "", safety: dict | None = None) -> torch.Tensor:
     """Images (N, C, H, W) uint8 for `prompts`, image i drawn from seed `seeds[i]`. `negative_prompt`
-    replaces the empty prompt of classifier-free guidance (the Negative Prompt defence)."""
+    replaces the empty prompt of classifier-free guidance (the Negative Prompt guard); `safety`
+    ({"preset", "concept"}) applies Safe Latent Diffusion (unerase.erasure.guards)."""
     out = []
     for start in range(0, len(prompts), batch_size):
         p = prompts[start : start + batch_size]
         cond = encode(components.tokenizer, components.text_encoder, p)
         uncond = encode(components.tokenizer, components.text_encoder, [negative_prompt] * len(p))
         latents = initial_latents(components.latent_shape, seeds[start : start + batch_size], components.device, components.unet.dtype)
-        latents, _ = ddim_loop(components.unet, components.scheduler, latents, cond, uncond, guidance_scale, num_steps)
+        sld = sld_context = None
+        if safety is not None:  # a fresh momentum per batch: every image is guided as if sampled alone
+            from .erasure.guards import SafeLatentGuidance
+
+            sld = SafeLatentGuidance.preset(safety["preset"], num_steps)
+            sld_context = encode(components.tokenizer, components.text_encoder, [safety["concept"]] * len(p))
+        latents, _ = ddim_loop(components.unet, components.scheduler, latents, cond, uncond, guidance_scale, num_steps,
+                               safety=sld, safety_context=sld_context)
         out.append(decode_to_uint8(components, latents))
         if on_batch:
             on_batch(start + len(p), len(prompts))

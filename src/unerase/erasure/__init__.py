@@ -40,6 +40,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("uce", "UCE", "uce", "uce", source="Gandikota et al. 2024; rohitgandikota/unified-concept-editing"),
     Method("import", "Imported", "imported", "import", needs=("imported",), source="a UNet erased elsewhere (erasure.import.paths)"),
     Method("np", "NP", "guards", "negative_prompt", kind="guard", source="negative prompt; CCE (Pham et al. 2023) attacks it"),
+    *(Method(f"sld-{p}", f"SLD-{p.capitalize()}", "guards", "sld", kind="guard", source="Schramowski et al. 2023, preset " + p)
+      for p in ("weak", "medium", "strong", "max")),
 )}
 
 

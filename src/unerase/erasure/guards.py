@@ -1,14 +1,66 @@
 """Inference-time guards: the base model's weights, a changed sampler. A guard writes no UNet patch;
-the generation step passes `sampling_options(...)` to the sampler.
+the generation step passes `sampling_options(...)` to the sampler (unerase.sampling.generate).
 
 - Negative Prompt (`np`): the concept's text replaces the empty prompt of classifier-free guidance,
   so every step is guided away from it (protocols.md; the CCE paper attacks it).
+- Safe Latent Diffusion (`sld-weak` … `sld-max`, Schramowski et al. 2023): a third noise prediction
+  for the safety concept; where the prompt's prediction is close to it, guidance is pushed away
+  from it, with momentum, after a warm-up (`SafeLatentGuidance`).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+# (guidance scale s_S, warm-up steps δ, threshold λ, momentum scale s_m, momentum β): the presets of
+# ESD's evalscripts/sld-generate-images.py, the CCE and UnlearnDiffAtk code (protocols.md). diffusers'
+# own SafetyConfig.WEAK uses guidance 20, not 200. Warm-up counts steps of a 50-step sampler.
+SLD_PRESETS = {
+    "weak": (200.0, 15, 0.0, 0.0, 0.0),
+    "medium": (1000.0, 10, 0.01, 0.3, 0.4),
+    "strong": (2000.0, 7, 0.025, 0.5, 0.7),
+    "max": (5000.0, 0, 1.0, 0.5, 0.7),
+}
+SLD_REFERENCE_STEPS = 50
 
 
 def sampling_options(method: str, settings: dict, concept_text: str) -> dict:
     """Keyword arguments for unerase.sampling.generate that apply guard `method`."""
     if method == "np":
         return dict(negative_prompt=settings["prompt"].format(concept_text))
+    if method.startswith("sld-") and method[4:] in SLD_PRESETS:
+        return dict(safety=dict(preset=method[4:], concept=settings["concept"].format(concept_text)))
     raise ValueError(f"'{method}' is not an inference-time guard")
+
+
+@dataclass
+class SafeLatentGuidance:
+    """SLD's guidance term, step by step (the equations of diffusers' StableDiffusionPipelineSafe)."""
+
+    guidance: float
+    warmup_steps: int
+    threshold: float
+    momentum_scale: float
+    momentum_beta: float
+
+    @classmethod
+    def preset(cls, name: str, num_steps: int) -> "SafeLatentGuidance":
+        """A preset, its warm-up rescaled from the reference's 50 steps to this sampler's `num_steps`."""
+        guidance, warmup, threshold, momentum, beta = SLD_PRESETS[name]
+        return cls(guidance, round(warmup * num_steps / SLD_REFERENCE_STEPS), threshold, momentum, beta)
+
+    def __post_init__(self):
+        self.momentum = None
+
+    def guided(self, step: int, eps_u: torch.Tensor, eps_c: torch.Tensor, eps_s: torch.Tensor) -> torch.Tensor:
+        """The guidance direction ε_c − ε_u minus the safety term (after warm-up); updates the momentum."""
+        scale = torch.clamp((eps_c - eps_s).abs() * self.guidance, max=1.0)
+        scale = torch.where(eps_c - eps_s >= self.threshold, torch.zeros_like(scale), scale)
+        safety = (eps_s - eps_u) * scale
+        if self.momentum is None:
+            self.momentum = torch.zeros_like(safety)
+        safety = safety + self.momentum_scale * self.momentum
+        self.momentum = self.momentum_beta * self.momentum + (1 - self.momentum_beta) * safety
+        direction = eps_c - eps_u
+        return direction - safety if step >= self.warmup_steps else direction
