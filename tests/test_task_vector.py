@@ -57,3 +57,19 @@ def test_search_scores_only_until_the_rule_is_decided(rule):
     assert [r["alpha"] for r in results] == sorted(scored)
     scored.clear()  # nothing meets both: every candidate is scored, then the fallback decides
     assert search_alpha(score, [1.0, 1.25, 1.5, 2.0], 0.01, 0.80, rule)[0] == 1.5 and len(scored) == 4
+
+
+def test_pruned_task_vector_keeps_exactly_the_chosen_groups():
+    from unerase.architecture import make_unet
+    from unerase.erasure.tv_pruned import GROUPS, prune
+
+    names = [n for n, _ in make_unet().named_parameters()]
+    tau = {n: torch.ones(1) for n in names}
+    kept = prune(tau, ["up-attention", "mid-resnet"])
+    assert set(kept) == {n for n in names if (n.startswith("up_blocks.") and ".attentions." in n)
+                         or (n.startswith("mid_block.") and ".resnets." in n)}
+    assert kept and not any("conv_in" in n or "time_embedding" in n or "down_blocks" in n for n in kept)
+    union = set().union(*(prune(tau, [g]) for g in GROUPS))
+    assert union < set(names)  # conv_in, time embedding, samplers and conv_out belong to no group
+    with pytest.raises(ValueError, match="unknown"):
+        prune(tau, ["up-attn"])

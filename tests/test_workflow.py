@@ -62,16 +62,19 @@ def workdir(tmp_path_factory):
 def test_whole_dag_writes_tables_and_logs(workdir):
     table = pd.read_csv(workdir / "results/tables/accuracy.csv")
     cells = set(zip(table["model"], table["prompt_set"]))
-    for model in ("base", "esd-x", "tv", "uce", "np", "sld-max"):
+    for model in ("base", "esd-x", "tv", "tv-pruned", "uce", "np", "sld-max"):
         assert {(model, "name"), (model, "inversion"), (model, "control")} <= cells
     assert table["accuracy"].between(0, 1).all() and (table["images"] == 10).all()
     assert (table["evaluator"] == "embedded digit CNN").all()
     md = (workdir / "results/tables/erasure_vs_inversion.md").read_text()
-    assert "| concept | base | base (inverted) | ESD-x | TV | UCE | NP | SLD-Max |" in md and "| zero |" in md
+    assert "| concept | base | base (inverted) | ESD-x | TV | TV-pruned | UCE | NP | SLD-Max |" in md and "| zero |" in md
     assert not (workdir / "results/inversion/zero/np").exists()  # a guard is attacked with the base model's embeddings
     choice = json.loads((workdir / "results/erased/zero/tv/erasure.json").read_text())
     assert choice["alpha"] in (1.0, 2.0) and choice["rule"] == "largest" and choice["grid"] == [1.0, 2.0]
     assert [c["alpha"] for c in choice["candidates"]] in ([2.0], [1.0, 2.0])  # largest first, stop at the first passing
+    pruned = json.loads((workdir / "results/erased/zero/tv-pruned/erasure.json").read_text())
+    assert pruned["groups"] == ["up-attention"] and 0 < pruned["changed_tensors"] < json.loads(
+        (workdir / "results/erased/zero/tv/erasure.json").read_text())["changed_tensors"]
     uce = json.loads((workdir / "results/erased/zero/uce/erasure.json").read_text())
     assert uce["method"] == "uce" and uce["settings"]["lam"] == 0.5 and uce["changed_tensors"] == uce["edited"] > 0
     # 12 generated concept images + the 3 user-supplied real ones
@@ -101,7 +104,7 @@ def test_metric_only_change_reruns_no_training(workdir):
 def test_alpha_change_reruns_only_task_vector_jobs(workdir):
     cfg = overlay(workdir, "alpha.yaml", {"erasure.task_vector.alphas": [1.0, 1.5]})
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", cfg))
-    assert jobs["erase"] == 1  # the task vector's erase job (its alpha search), then what uses the "tv" model
+    assert jobs["erase"] == 2  # the alpha searches of tv and tv-pruned (which shares tv's alpha settings), then their users
     assert not {"train_vae", "train_text_to_image", "train_classifier", "finetune_on_concept", "concept_images"} & set(jobs)
 
 

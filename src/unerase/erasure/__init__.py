@@ -37,6 +37,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("esd-all", "ESD-all", "esd", "esd", needs=("concept_images",), source=_ESD),
     Method("tv", "TV", "task_vector", "task_vector", needs=("finetuned", "classifier"), uses=("sampling", "evaluation.images_per_cell"),
            source="Pham et al. 2024 (Robust Concept Erasure Using Task Vectors)"),
+    Method("tv-pruned", "TV-pruned", "tv_pruned", "tv_pruned", needs=("finetuned", "classifier"),
+           uses=("sampling", "evaluation.images_per_cell", "erasure.task_vector"), source="Pham et al. 2024, pruned task vectors"),
     Method("uce", "UCE", "uce", "uce", source="Gandikota et al. 2024; rohitgandikota/unified-concept-editing"),
     Method("import", "Imported", "imported", "import", needs=("imported",), source="a UNet erased elsewhere (erasure.import.paths)"),
     Method("np", "NP", "guards", "negative_prompt", kind="guard", source="negative prompt; CCE (Pham et al. 2023) attacks it"),

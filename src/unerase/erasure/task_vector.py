@@ -59,15 +59,22 @@ def negate(base: dict[str, torch.Tensor], tau: dict[str, torch.Tensor], alpha: f
 
 
 def erase(job: ErasureJob) -> ErasureResult:
-    """The registry's entry point (config block `erasure.task_vector`): θ − α·τ over the α grid in
-    the rule's order, each α scored on its name and control images with the evaluator (argmax,
-    whatever evaluation.min_confidence says, so a metric-only change re-runs no attack), stopping
-    at the first α that meets both criteria (unerase.erasure.alpha_search)."""
-    s, sampling = job.settings, job.shared["sampling"]
+    """The registry's entry point (config block `erasure.task_vector`)."""
+    return negate_at_searched_alpha(job, job.settings)
+
+
+def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureResult:
+    """θ − α·τ over the α grid of settings `s` in its rule's order, each α scored on its name and
+    control images with the evaluator (argmax, whatever evaluation.min_confidence says, so a
+    metric-only change re-runs no attack), stopping at the first α that meets both criteria
+    (unerase.erasure.alpha_search). `prune(τ) -> τ'` keeps part of the task vector (pruned TV)."""
+    sampling = job.shared["sampling"]
     num_images = job.shared["evaluation.images_per_cell"]
     unet = job.model.unet
     base = {k: v.detach().clone() for k, v in unet.state_dict().items()}  # float32: θ − α·τ is exact there
     tau = task_vector(base, load_file(job.inputs["finetuned"]))
+    if prune is not None:
+        tau = prune(tau)
     # Sampling precision (float16 on a GPU) needs its own copy; on the embedded default it is this model.
     sampler = job.model if sampling["precision"] == "float32" else load_components(
         read_json(job.manifest)["path"], job.model.device, getattr(torch, sampling["precision"]))
