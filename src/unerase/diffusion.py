@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .images_io import load_image_set
+
 
 def add_noise(scheduler, latents: torch.Tensor, generator: torch.Generator | None = None):
     """(noisy latents, noise, timesteps) for uniformly drawn timesteps."""
@@ -30,6 +32,12 @@ class LatentBank:
                 means.append(dist.mean)
                 stds.append(dist.std)
         self.mean, self.std, self.scale = torch.cat(means), torch.cat(stds), scale
+
+    @classmethod
+    def from_image_set(cls, components, path: str) -> "LatentBank":
+        """The posteriors of an image set on disk (uint8, images_io format) under `components`' VAE."""
+        images, _, _ = load_image_set(path)
+        return cls(components.vae, images.float().div(127.5).sub(1).to(components.device), components.vae_scale)
 
     def __len__(self) -> int:
         return len(self.mean)

@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 
 from ..components import Components
 from ..diffusion import LatentBank
-from ..images_io import load_image_set
 
 
 @dataclass
@@ -25,9 +24,7 @@ class ErasureJob:
 
     def concept_bank(self) -> LatentBank:
         """VAE posteriors of the concept images (input "concept_images")."""
-        images, _, _ = load_image_set(self.inputs["concept_images"])
-        x = images.float().div(127.5).sub(1).to(self.model.device)
-        return LatentBank(self.model.vae, x, self.model.vae_scale)
+        return LatentBank.from_image_set(self.model, self.inputs["concept_images"])
 
     def other_classes(self) -> list[str]:
         return [name.replace("_", " ") for name, lab in sorted(self.classes.items(), key=lambda kv: kv[1]) if lab != self.label]

@@ -18,18 +18,15 @@ from __future__ import annotations
 import torch
 
 from ..progress import log
-from ..text import tokenize
 from .job import ErasureJob, ErasureResult
 
 
 def encode_with_last_index(tokenizer, text_encoder, prompts: list[str]) -> tuple[torch.Tensor, list[int]]:
     """(N, L, D) text-encoder outputs and, per prompt, the position of its last word token."""
-    ids = tokenize(tokenizer, prompts).to(text_encoder.device)
-    lengths = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                        return_tensors="pt").attention_mask.sum(1)
+    tokens = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt")
     with torch.no_grad():
-        states = text_encoder(ids)[0]
-    return states, [int(n) - 2 for n in lengths]
+        states = text_encoder(tokens.input_ids.to(text_encoder.device))[0]
+    return states, [int(n) - 2 for n in tokens.attention_mask.sum(1)]
 
 
 def edit_rows(tokenizer, text_encoder, prompts: list[str], guide: str, tokens: str) -> tuple[torch.Tensor, torch.Tensor]:

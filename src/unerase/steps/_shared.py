@@ -5,8 +5,6 @@ import torch
 
 from ..atomic import read_json
 from ..components import Components, load_components, load_unet_patch
-from ..diffusion import LatentBank
-from ..images_io import load_image_set
 from ..progress import setup_logging
 from ..runtime import configure_threads, pick_device
 
@@ -25,8 +23,3 @@ def load_model(manifest: str, device, unet_patch: str | None = None, precision: 
         load_unet_patch(components.unet, unet_patch)
     return components
 
-
-def concept_bank(components: Components, images_path: str) -> LatentBank:
-    images, _, _ = load_image_set(images_path)
-    x = images.float().div(127.5).sub(1).to(components.device)
-    return LatentBank(components.vae, x, components.vae_scale)
