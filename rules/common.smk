@@ -5,6 +5,7 @@ import re
 from snakemake.utils import validate
 
 from unerase.erasure import METHODS as ERASURE_METHODS  # the registry (no torch import)
+from unerase.erasure import parse_stack, stack_label
 
 
 validate(config, schema="../config/schema.yaml")
@@ -31,11 +32,20 @@ def _check_imports():
                                  f"concept (a diffusers UNet folder, a .safetensors state dict or an ESD-style .pt)")
 
 
+def _check_methods():
+    for m in config["erasure"]["methods"]:
+        try:
+            parse_stack(m)
+        except ValueError as err:
+            raise ValueError(f"config key 'erasure.methods': {err}") from None
+
+
 _check_concepts()
+_check_methods()
 _check_imports()
 
 CONCEPTS = config["concepts"]
-METHODS = config["erasure"]["methods"]  # the schema's enum lists the registry's names (tested)
+METHODS = config["erasure"]["methods"]  # models: registered methods and stacks of them ("esd-x+irece")
 TV = config["erasure"]["task_vector"]
 PROMPT_SETS = ["name", "inversion", "control"]
 # Models that get the full audit (name, inversion, control): the base and each erasure method.
@@ -44,9 +54,12 @@ AUDITED_MODELS = ["base"] + METHODS
 RES = config["resources"]
 
 
+_NAMES = "|".join(re.escape(m) for m in ERASURE_METHODS)
+
+
 wildcard_constraints:
     concept="[a-z0-9_]+",
-    model="|".join(re.escape(m) for m in ["base", *ERASURE_METHODS]),
+    model=f"base|(?:{_NAMES})(?:\\+(?:{_NAMES}))*",
     method="|".join(re.escape(m) for m, spec in ERASURE_METHODS.items() if not spec.is_guard),
     prompt_set="name|inversion|control",
 
@@ -69,32 +82,44 @@ def base_model_inputs(wildcards):
     return {"model": "results/embedded/model"} if config["base_model"]["source"] == "embedded" else {}
 
 
-def is_guard(model):
-    return model in ERASURE_METHODS and ERASURE_METHODS[model].is_guard
+def weight_part(model):
+    """The weight method of a model stack ("esd-x" of "esd-x+irece"); None for the base and guards alone."""
+    if model == "base":
+        return None
+    weights, _ = parse_stack(model)
+    return weights.name if weights else None
 
 
 def unet_patch(wildcards):
-    """The UNet patch file of model `wildcards.model` (none for the base model and for guards)."""
-    if wildcards.model == "base" or is_guard(wildcards.model):
+    """The UNet patch file of model `wildcards.model` (none for the base model and for guards alone)."""
+    weights = weight_part(wildcards.model)
+    if weights is None:
         return {}
-    return {"unet_patch": f"results/erased/{wildcards.concept}/{wildcards.model}/unet_patch.safetensors"}
+    return {"unet_patch": f"results/erased/{wildcards.concept}/{weights}/unet_patch.safetensors"}
 
 
 def inversion_embeds(wildcards):
-    # A guard leaves the weights alone, so the attack's embeddings are learned on the base model and
-    # then sampled under the guard (CCE's attack on Negative Prompt).
-    source = "base" if is_guard(wildcards.model) else wildcards.model
+    # A guard leaves the weights alone, so the attack's embeddings are learned on the model's weights
+    # (the base for a guard alone) and then sampled under the guard (CCE's attack on Negative Prompt).
+    source = weight_part(wildcards.model) or "base"
     return f"results/inversion/{wildcards.concept}/{source}/learned_embeds.safetensors"
 
 
 def sampling_options(wildcards):
-    """An inference-time guard's sampler settings for model `wildcards.model` (none otherwise)."""
-    if not is_guard(wildcards.model):
+    """The sampler settings of a model stack's guards (none for the base and weight methods alone)."""
+    if wildcards.model == "base":
         return {}
-    from unerase.erasure.guards import sampling_options as guard_options
+    options = {}
+    for guard in parse_stack(wildcards.model)[1]:
+        options.update(erasure_implementation(guard.name).sampling_options(guard.name, config["erasure"][guard.config],
+                                                                          concept_text(wildcards)))
+    return options
 
-    spec = ERASURE_METHODS[wildcards.model]
-    return guard_options(spec.name, config["erasure"][spec.config], concept_text(wildcards))
+
+def erasure_implementation(name):
+    from unerase.erasure import implementation
+
+    return implementation(name)
 
 
 def erasure_method(wildcards):
@@ -122,7 +147,7 @@ def config_value(dotted):
 
 
 def method_labels():
-    return {m: ERASURE_METHODS[m].label for m in METHODS}
+    return {m: stack_label(m) for m in METHODS}
 
 
 def concept_label(wildcards):
@@ -158,7 +183,7 @@ def final_outputs():
         "results/tables/accuracy.csv",
         "results/tables/erasure_vs_inversion.md",
         "results/evaluator/classifier.json",
-    ] + [f"results/erased/{c}/{m}/erasure.json" for c in CONCEPTS for m in METHODS if not is_guard(m)]
+    ] + [f"results/erased/{c}/{w}/erasure.json" for c in CONCEPTS for w in sorted({weight_part(m) for m in METHODS} - {None})]
 
 
 # --- generation ---

@@ -15,12 +15,16 @@ def test_registry_schema_and_config_agree():
     schema = yaml.safe_load((ROOT / "config/schema.yaml").read_text())["properties"]["erasure"]
     full = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     config = full["erasure"]
-    assert set(schema["properties"]["methods"]["items"]["enum"]) == set(erasure.METHODS)
+    import re
+
+    pattern = re.compile(schema["properties"]["methods"]["items"]["pattern"])
+    assert all(pattern.match(name) for name in erasure.METHODS) and pattern.match("esd-x+irece") and not pattern.match("esd x")
     for name, spec in erasure.METHODS.items():
         assert spec.config in schema["properties"] and spec.config in config, name
         entry = "sampling_options" if spec.is_guard else "erase"  # a guard changes the sampler, not the weights
         assert callable(getattr(erasure.implementation(name), entry)), name
-        assert set(spec.needs) <= {"concept_images", "finetuned", "classifier", "imported"}, name  # what rules/common.smk provides
+        assert set(spec.needs) <= {"concept_images", "finetuned", "classifier", "imported"}, name
+        assert "{}" not in spec.name and "+" not in spec.name, name  # "+" joins stacks  # what rules/common.smk provides
         for dotted in spec.uses:  # every declared key exists, so the rule's params resolve
             node = full
             for key in dotted.split("."):
@@ -48,14 +52,14 @@ def test_uce_is_the_least_squares_solution_of_its_objective():
     torch.testing.assert_close(sharp @ pc[1], w @ pc[1], rtol=0, atol=1e-4)
 
 
-def _erase(pipe_dir, tmp_path, method, settings, **inputs):
+def _erase(pipe_dir, tmp_path, method, settings, shared=None, **inputs):
     from unerase.steps import base_model, erase
 
     manifest = tmp_path / "manifest.json"
     base_model.run(manifest=str(manifest), source="pretrained", path=str(pipe_dir))
     classes = {"zero": 0, "one": 1, "two": 2}
     erase.run(manifest=str(manifest), patch=str(tmp_path / f"{method}.safetensors"), record=str(tmp_path / f"{method}.json"),
-              method=method, settings=settings, shared={}, concept_text="zero", label=0, classes=classes,
+              method=method, settings=settings, shared=shared or {}, concept_text="zero", label=0, classes=classes,
               templates=["a photo of the digit {}", "{}"], seed=0, checkpoint=None, **inputs)
     from safetensors.torch import load_file
 

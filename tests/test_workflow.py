@@ -62,13 +62,16 @@ def workdir(tmp_path_factory):
 def test_whole_dag_writes_tables_and_logs(workdir):
     table = pd.read_csv(workdir / "results/tables/accuracy.csv")
     cells = set(zip(table["model"], table["prompt_set"]))
-    for model in ("base", "esd-x", "tv", "tv-pruned", "uce", "np", "sld-max"):
+    for model in ("base", "esd-x", "tv", "tv-pruned", "uce", "ac", "np", "sld-max", "irece", "esd-x+irece"):
         assert {(model, "name"), (model, "inversion"), (model, "control")} <= cells
     assert table["accuracy"].between(0, 1).all() and (table["images"] == 10).all()
     assert (table["evaluator"] == "embedded digit CNN").all()
     md = (workdir / "results/tables/erasure_vs_inversion.md").read_text()
-    assert "| concept | base | base (inverted) | ESD-x | TV | TV-pruned | UCE | NP | SLD-Max |" in md and "| zero |" in md
-    assert not (workdir / "results/inversion/zero/np").exists()  # a guard is attacked with the base model's embeddings
+    assert "| concept | base | base (inverted) | ESD-x | TV | TV-pruned | UCE | AC | NP | SLD-Max | IRECE | ESD-x+IRECE |" in md
+    assert "| zero |" in md
+    # a guard is attacked with the embeddings of the weights it guards: the base model's, or ESD-x's in a stack
+    assert not (workdir / "results/inversion/zero/np").exists() and not (workdir / "results/inversion/zero/esd-x+irece").exists()
+    assert not (workdir / "results/erased/zero/esd-x+irece").exists() and (workdir / "results/generations/zero/esd-x+irece/name.png").exists()
     choice = json.loads((workdir / "results/erased/zero/tv/erasure.json").read_text())
     assert choice["alpha"] in (1.0, 2.0) and choice["rule"] == "largest" and choice["grid"] == [1.0, 2.0]
     assert [c["alpha"] for c in choice["candidates"]] in ([2.0], [1.0, 2.0])  # largest first, stop at the first passing
@@ -126,6 +129,16 @@ def test_unknown_concept_is_named(tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     proc = smk(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), check=False)
     assert proc.returncode != 0 and "eleven" in proc.stdout + proc.stderr
+
+
+def test_a_stack_that_is_not_a_model_is_named(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    cfg = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
+    cfg["erasure"]["methods"] = ["esd-x", "esd-x+xattn"]
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = smk(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "config key 'erasure.methods'" in out and "unknown erasure method 'xattn'" in out
 
 
 def test_lint_is_clean():

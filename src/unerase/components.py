@@ -14,6 +14,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from .adapters import eraser_rank, install_erasers
 from .atomic import atomic_path
 from .base_model_check import SUBFOLDERS, BaseModelMissing, _missing_message, check_base_model  # noqa: F401 - re-exported
 
@@ -77,8 +78,12 @@ def save_unet_patch(state: dict[str, torch.Tensor], names: list[str] | None, pat
 
 
 def load_unet_patch(unet: torch.nn.Module, path: str | os.PathLike) -> list[str]:
-    """Overwrite the UNet's parameters with those in the patch; every patch key must exist."""
+    """Overwrite the UNet's parameters with those in the patch; every patch key must exist (adapters
+    the patch carries, such as Receler's erasers, are added first)."""
     patch = load_file(str(path))
+    rank = eraser_rank(patch)
+    if rank is not None:
+        install_erasers(unet, rank)
     own = unet.state_dict()
     unknown = sorted(set(patch) - set(own))
     if unknown:

@@ -15,9 +15,10 @@ def initial_latents(shape: tuple[int, ...], seeds: list[int], device, dtype=torc
 
 
 def ddim_loop(unet, scheduler, latents, cond, uncond, guidance_scale: float, num_steps: int, stop_at: int | None = None,
-              safety=None, safety_context=None):
+              safety=None, safety_context=None, intervention=None):
     """Run DDIM from `latents`; `stop_at` returns the intermediate x_t after that many steps (ESD uses it).
-    `safety` (a guards.SafeLatentGuidance) adds SLD's term from a third prediction on `safety_context`."""
+    `safety` (a guards.SafeLatentGuidance) adds SLD's term from a third prediction on `safety_context`;
+    `intervention(step, t, latents) -> latents` edits the latent before a step (IRECE)."""
     scheduler = copy.deepcopy(scheduler)
     scheduler.set_timesteps(num_steps, device=latents.device)
     parts = [uncond, cond] + ([safety_context] if safety is not None else [])
@@ -25,6 +26,8 @@ def ddim_loop(unet, scheduler, latents, cond, uncond, guidance_scale: float, num
     for i, t in enumerate(scheduler.timesteps):
         if stop_at is not None and i == stop_at:
             return latents, t
+        if intervention is not None:
+            latents = intervention(i, t, latents)
         eps = unet(torch.cat([latents] * len(parts)), t, encoder_hidden_states=context).sample.chunk(len(parts))
         direction = safety.guided(i, *eps) if safety is not None else eps[1] - eps[0]
         latents = scheduler.step(eps[0] + guidance_scale * direction, t, latents).prev_sample
@@ -39,10 +42,12 @@ def decode_to_uint8(components: Components, latents: torch.Tensor) -> torch.Tens
 
 @torch.no_grad()
 def generate(components: Components, prompts: list[str], seeds: list[int], guidance_scale: float,
-             num_steps: int, batch_size: int, on_batch=None, negative_prompt: str = "", safety: dict | None = None) -> torch.Tensor:
-    """Images (N, C, H, W) uint8 for `prompts`, image i drawn from seed `seeds[i]`. `negative_prompt`
-    replaces the empty prompt of classifier-free guidance (the Negative Prompt guard); `safety`
-    ({"preset", "concept"}) applies Safe Latent Diffusion (unerase.erasure.guards)."""
+             num_steps: int, batch_size: int, on_batch=None, negative_prompt: str = "", safety: dict | None = None,
+             irece: dict | None = None, standard_unet=None) -> torch.Tensor:
+    """Images (N, C, H, W) uint8 for `prompts`, image i drawn from seed `seeds[i]`. The guards
+    (unerase.erasure): `negative_prompt` replaces the empty prompt of classifier-free guidance;
+    `safety` ({"preset", "concept"}) applies Safe Latent Diffusion; `irece` ({"concept", "threshold",
+    "at"}) applies IRECE with the un-erased `standard_unet` (this model's UNet when None)."""
     out = []
     for start in range(0, len(prompts), batch_size):
         p = prompts[start : start + batch_size]
@@ -55,8 +60,14 @@ def generate(components: Components, prompts: list[str], seeds: list[int], guida
 
             sld = SafeLatentGuidance.preset(safety["preset"], num_steps)
             sld_context = encode(components.tokenizer, components.text_encoder, [safety["concept"]] * len(p))
+        intervention = None
+        if irece is not None:
+            from .erasure.irece import Irece
+
+            intervention = Irece(standard_unet or components.unet, components.tokenizer, components.text_encoder, num_steps=num_steps,
+                                 seeds=seeds[start : start + batch_size], **irece)
         latents, _ = ddim_loop(components.unet, components.scheduler, latents, cond, uncond, guidance_scale, num_steps,
-                               safety=sld, safety_context=sld_context)
+                               safety=sld, safety_context=sld_context, intervention=intervention)
         out.append(decode_to_uint8(components, latents))
         if on_batch:
             on_batch(start + len(p), len(prompts))

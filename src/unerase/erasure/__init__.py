@@ -5,6 +5,9 @@ Adding a method is one module here with an `erase(job) -> ErasureResult` functio
 for an inference-time guard, a `sampling_options(settings, concept_text)` entry in guards.py; one
 `Method` entry below, one config block under `erasure:` and its schema entry, and its tests: the
 generic `erase` rule, its script and the wildcard vocabulary follow from this table.
+
+A model of the audit is a *stack*: at most one weight method, then any guards, joined by "+"
+(`esd-x+irece`, `tv+sld-medium`; a guard alone stacks on the base model). `parse_stack` reads one.
 """
 from __future__ import annotations
 
@@ -41,6 +44,15 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            uses=("sampling", "evaluation.images_per_cell", "erasure.task_vector"), source="Pham et al. 2024, pruned task vectors"),
     Method("uce", "UCE", "uce", "uce", source="Gandikota et al. 2024; rohitgandikota/unified-concept-editing"),
     Method("import", "Imported", "imported", "import", needs=("imported",), source="a UNet erased elsewhere (erasure.import.paths)"),
+    Method("ac", "AC", "ablating", "ablating", uses=("sampling",), source="Kumari et al. 2023 (Ablating Concepts); nupurkmr9/concept-ablation"),
+    Method("ft-cond", "FT-cond", "conditional_finetune", "conditional_finetune", uses=("sampling",),
+           source="Pham et al. 2024, Table 1 'fine-tune' (the concept's prompts trained on other classes' images)"),
+    Method("sa", "SA", "selective_amnesia", "selective_amnesia", uses=("sampling",), source="Heng & Soh 2023 (Selective Amnesia)"),
+    Method("fmn", "FMN", "forget_me_not", "forget_me_not", needs=("concept_images",),
+           source="Zhang et al. 2024 (Forget-Me-Not), attention re-steering"),
+    Method("receler", "Receler", "receler", "receler", needs=("concept_images",),
+           source="Huang et al. 2024 (Receler); jasper0314-huang/Receler"),
+    Method("irece", "IRECE", "irece", "irece", kind="guard", source="M-ErasureBench (IRECE), inference-time latent masking"),
     Method("np", "NP", "guards", "negative_prompt", kind="guard", source="negative prompt; CCE (Pham et al. 2023) attacks it"),
     *(Method(f"sld-{p}", f"SLD-{p.capitalize()}", "guards", "sld", kind="guard", source="Schramowski et al. 2023, preset " + p)
       for p in ("weak", "medium", "strong", "max")),
@@ -52,6 +64,22 @@ def get(name: str) -> Method:
         return METHODS[name]
     except KeyError:
         raise ValueError(f"unknown erasure method '{name}'; known: {', '.join(METHODS)}") from None
+
+
+def parse_stack(model: str) -> tuple[Method | None, list[Method]]:
+    """(its weight method or None, its guards) of a model name such as "esd-x+irece"."""
+    parts = model.split("+")
+    methods = [get(p) for p in parts]
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"'{model}' names a method twice")
+    weights = [m for m in methods if not m.is_guard]
+    if len(weights) > 1 or (weights and methods[0] is not weights[0]):
+        raise ValueError(f"'{model}': a model is at most one weight method followed by guards, e.g. esd-x+irece")
+    return (weights[0] if weights else None), [m for m in methods if m.is_guard]
+
+
+def stack_label(model: str) -> str:
+    return "+".join(get(p).label for p in model.split("+"))
 
 
 def implementation(name: str):

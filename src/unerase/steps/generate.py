@@ -17,10 +17,13 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
     device = start(threads, log)
     model = load_model(manifest, device, unet_patch, precision)
     placeholder = load_learned_embeds(model, embeds) if embeds else None
+    options = dict(sampling_options or {})
+    if "irece" in options and unet_patch:  # IRECE reads the un-erased model's attention
+        options["standard_unet"] = load_model(manifest, device, None, precision).unet
     for prompt_set, images_path, grid_path in zip(prompt_sets, images, grids, strict=True):
         prompts, labels = build_prompts(prompt_set, templates, concept_text, label, classes, num_images, placeholder)
         x = generate(model, prompts, [seed + i for i in range(num_images)], guidance_scale, num_steps, batch_size,
                      on_batch=lambda done, total, s=prompt_set: logger.info("generate %s: %d/%d", s, done, total),
-                     **(sampling_options or {}))
+                     **options)
         save_image_set(images_path, x, labels, prompts, seed=seed)
         save_grid(grid_path, x)

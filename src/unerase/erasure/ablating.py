@@ -1,0 +1,51 @@
+"""Ablating Concepts (Kumari et al. 2023), the model-based variant: fine-tune so that the concept's
+prompt predicts, on noisy images of an *anchor* concept, what the frozen model predicts for the
+anchor prompt:  min ‖ε_θ(x_t, c*, t) − sg(ε_θ̂(x_t, c_anchor, t))‖²,  x_t from anchor images.
+
+The anchor images are drawn by the frozen model from the anchor prompts (the reference generates 200
+with SD). On the digits the anchor is the concept's superclass phrasing — the templates with the
+concept's name left out ("a photo of the digit"), as "Grumpy Cat" is ablated to "cat".
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from ..diffusion import add_noise
+from ..text import encode
+from . import training
+from .job import ErasureJob, ErasureResult
+
+
+def anchor_prompt(template: str, anchor: str) -> str:
+    return " ".join(template.format(anchor).split())  # "a handwritten " -> "a handwritten"
+
+
+def erase(job: ErasureJob) -> ErasureResult:
+    """Config block `erasure.ablating` (method "ac")."""
+    s, model = job.settings, job.model
+    unet, sampling = model.unet, job.shared["sampling"]
+    prompts = [job.templates[i % len(job.templates)] for i in range(s["anchor_images"])]
+    bank = training.drawn_bank(model, [anchor_prompt(t, s["anchor"]) for t in prompts], job.seed, sampling["num_steps"],
+                               sampling["guidance_scale"])
+    frozen = copy.deepcopy(unet).requires_grad_(False).eval()
+    names = training.select_parameters(unet, s["parameters"])
+    params = training.trainable(unet, names)
+
+    def loss_fn(step, gen, rng):
+        chosen = [rng.randrange(len(prompts)) for _ in range(s["batch_size"])]  # image i was drawn for template prompts[i]
+        idx = torch.tensor(chosen)
+        x_t, _, t = add_noise(model.scheduler, bank.draw(idx, gen), gen)
+        concept = encode(model.tokenizer, model.text_encoder, [prompts[i].format(job.concept_text) for i in chosen])
+        anchor = encode(model.tokenizer, model.text_encoder, [anchor_prompt(prompts[i], s["anchor"]) for i in chosen])
+        with torch.no_grad():
+            target = frozen(x_t, t, encoder_hidden_states=anchor).sample
+        return F.mse_loss(unet(x_t, t, encoder_hidden_states=concept).sample, target)
+
+    unet.train()
+    training.train("ablating concepts", dict(unet=unet), params, loss_fn, steps=s["steps"], lr=s["lr"], seed=job.seed,
+                   settings=dict(s, text=job.concept_text), checkpoint=job.checkpoint)
+    unet.eval().requires_grad_(False)
+    return ErasureResult(names, dict(anchor_prompts=sorted({anchor_prompt(t, s["anchor"]) for t in job.templates})))

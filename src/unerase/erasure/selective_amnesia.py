@@ -1,0 +1,79 @@
+"""Selective Amnesia (Heng & Soh 2023): continual learning turned around. The concept's prompts are
+trained to generate a *surrogate* distribution, while
+- elastic weight consolidation keeps every trained weight near the base model in proportion to its
+  diagonal Fisher information F (computed once on the base model): λ_F · Σ F_i (θ_i − θ*_i)², and
+- generative replay trains the other classes on images the frozen model draws for them.
+Loss per step: L_surrogate(concept prompts) + L_replay(other prompts) + λ_F · EWC.
+
+The surrogate for the digits is uniform noise in pixel space, the paper's own choice for MNIST
+(its SD configs use images of a neighbouring concept instead, e.g. clothed people for nudity).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..diffusion import LatentBank, denoising_loss
+from ..progress import log
+from ..text import encode
+from . import training
+from .job import ErasureJob, ErasureResult
+
+
+def diagonal_fisher(unet, scheduler, bank: LatentBank, contexts: torch.Tensor, names: list[str], samples: int,
+                    gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """E[(∂L/∂θ)²] over `samples` single-image denoising losses (the empirical diagonal Fisher that
+    the reference computes on samples of the base model), for the parameters `names`."""
+    params = dict(unet.named_parameters())
+    fisher = {n: torch.zeros_like(params[n]) for n in names}
+    for _ in range(samples):
+        i = torch.randint(0, len(bank), (1,), generator=gen)
+        loss = denoising_loss(unet, scheduler, bank.draw(i, gen), contexts[i], gen)
+        grads = torch.autograd.grad(loss, [params[n] for n in names])
+        for n, g in zip(names, grads):
+            fisher[n] += g.detach() ** 2 / samples
+    return fisher
+
+
+def surrogate_bank(model, count: int, gen: torch.Generator) -> LatentBank:
+    """VAE posteriors of uniform-noise images (the paper's MNIST surrogate)."""
+    c, size = model.vae.config.in_channels, model.unet.config.sample_size * 2 ** (len(model.vae.config.block_out_channels) - 1)
+    images = torch.rand((count, c, size, size), generator=gen) * 2 - 1
+    return LatentBank(model.vae, images.to(model.device), model.vae_scale)
+
+
+def erase(job: ErasureJob) -> ErasureResult:
+    """Config block `erasure.selective_amnesia` (method "sa")."""
+    s, model = job.settings, job.model
+    unet, sampling = model.unet, job.shared["sampling"]
+    if s["surrogate"] != "noise":
+        raise ValueError(f"erasure.selective_amnesia.surrogate: '{s['surrogate']}' is not one of noise")
+    others = job.other_classes()
+    n = s["replay_images_per_class"] * len(others)
+    replay_prompts = [job.templates[(i // len(others)) % len(job.templates)].format(others[i % len(others)]) for i in range(n)]
+    replay = training.drawn_bank(model, replay_prompts, job.seed, sampling["num_steps"], sampling["guidance_scale"])
+    replay_context = encode(model.tokenizer, model.text_encoder, replay_prompts).detach()
+    gen = torch.Generator().manual_seed(job.seed + 1)  # the Fisher's and the surrogate's draws, apart from training's stream
+    surrogate = surrogate_bank(model, s["surrogate_images"], gen)
+    names = training.select_parameters(unet, s["parameters"])
+    params = training.trainable(unet, names)
+    fisher = diagonal_fisher(unet, model.scheduler, replay, replay_context, names, s["fisher_samples"], gen)
+    anchor = [p.detach().clone() for p in params]
+    weights = [fisher[n] for n in names]
+    log.info("selective amnesia: Fisher over %d replay samples, mean %.3g", s["fisher_samples"],
+             sum(f.sum() for f in weights) / sum(f.numel() for f in weights))
+    half = s["batch_size"]
+
+    def loss_fn(step, gen, rng):
+        captions = [rng.choice(job.templates).format(job.concept_text) for _ in range(half)]
+        forget = denoising_loss(unet, model.scheduler, surrogate.draw(torch.randint(0, len(surrogate), (half,), generator=gen), gen),
+                                encode(model.tokenizer, model.text_encoder, captions), gen)
+        idx = torch.randint(0, n, (half,), generator=gen)
+        remember = denoising_loss(unet, model.scheduler, replay.draw(idx, gen), replay_context[idx], gen)
+        ewc = sum((f * (p - a) ** 2).sum() for f, p, a in zip(weights, params, anchor))
+        return forget + remember + s["fisher_weight"] * ewc
+
+    unet.train()
+    training.train("selective amnesia", dict(unet=unet), params, loss_fn, steps=s["steps"], lr=s["lr"], seed=job.seed,
+                   settings=dict(s, text=job.concept_text), checkpoint=job.checkpoint)
+    unet.eval().requires_grad_(False)
+    return ErasureResult(names, dict(replay_images=n, surrogate=s["surrogate"]))

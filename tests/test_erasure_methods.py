@@ -1,0 +1,177 @@
+"""The fine-tuning erasure methods (Ablating Concepts, conditional fine-tune, Selective Amnesia,
+Forget-Me-Not), IRECE and model stacks: their cores, and each method's run on SD 1.4's layout."""
+import pytest
+import torch
+
+from test_erasure_registry import _erase
+
+
+def _concept_images(tmp_path):
+    from unerase.images_io import save_image_set
+
+    images = torch.randint(0, 256, (4, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    save_image_set(tmp_path / "ci.safetensors", images, [0] * 4, ["zero"] * 4)
+    return str(tmp_path / "ci.safetensors")
+
+
+SAMPLING = {"sampling": dict(guidance_scale=3.0, num_steps=2, batch_size=4, precision="float32")}
+SD_RUNS = {
+    "ac": dict(anchor="", anchor_images=4, parameters="cross-attn", steps=2, lr=1e-4, batch_size=2),
+    "ft-cond": dict(images_per_class=2, concept_fraction=0.5, parameters="full", steps=2, lr=1e-4, batch_size=2, grad_clip=1.0),
+    "sa": dict(surrogate="noise", surrogate_images=4, replay_images_per_class=2, fisher_samples=3, fisher_weight=50.0,
+               parameters="non-cross-attn", steps=2, lr=1e-4, batch_size=2),
+    "fmn": dict(parameters="cross-attn", steps=2, lr=1e-4, batch_size=2),
+}
+SELECTED = {"ac": lambda k: ".attn2." in k, "ft-cond": lambda k: True, "fmn": lambda k: ".attn2." in k,
+            "sa": lambda k: ".attn2." not in k and not k.startswith(("conv_out.", "conv_norm_out.", "time_embedding."))}
+
+
+@pytest.mark.parametrize("method", sorted(SD_RUNS))
+def test_each_method_trains_its_parameter_group_on_the_sd_layout(method, sd_layout_dir, tmp_path):
+    from unerase.components import load_components
+
+    inputs = {"concept_images": _concept_images(tmp_path)} if method == "fmn" else {}
+    patch, record = _erase(sd_layout_dir, tmp_path, method, SD_RUNS[method], shared=SAMPLING, **inputs)
+    assert patch and all(SELECTED[method](k) for k in patch) and record["changed_tensors"] == len(patch)
+    base = dict(load_components(str(sd_layout_dir)).unet.named_parameters())
+    moved = [k for k, v in patch.items() if not torch.equal(v, base[k])]
+    assert len(moved) > len(patch) // 2, f"{method} changed {len(moved)} of the {len(patch)} tensors it trains"
+
+
+def test_recording_cross_attention_changes_nothing_and_sees_the_probabilities(tiny_pipeline_dir):
+    from unerase.attention import CrossAttentionMaps, aggregate, concept_positions
+    from unerase.components import load_components
+    from unerase.text import encode
+
+    model = load_components(str(tiny_pipeline_dir))
+    g = torch.Generator().manual_seed(0)
+    x, t = torch.randn((2, *model.latent_shape), generator=g), torch.tensor([500, 20])
+    context = encode(model.tokenizer, model.text_encoder, ["the digit zero", "zero zero"])
+    plain = model.unet(x, t, encoder_hidden_states=context).sample
+    with CrossAttentionMaps(model.unet) as maps:
+        recorded = model.unet(x, t, encoder_hidden_states=context).sample
+    torch.testing.assert_close(recorded, plain, rtol=1e-5, atol=1e-6)
+    assert maps.probs and all(".attn2." in name for name in maps.probs)
+    for p in maps.probs.values():  # (B, heads, HW, 77), each position's attention a distribution over tokens
+        torch.testing.assert_close(p.sum(-1), torch.ones(p.shape[:-1]))
+    positions = concept_positions(model.tokenizer, ["the digit zero", "zero zero"], "zero")
+    assert positions.sum(1).tolist() == [1, 2] and positions[0, 3] and positions[1, 1] and positions[1, 2]
+    layers = maps.token_maps(positions)
+    first = next(iter(maps.probs.values()))
+    torch.testing.assert_close(layers[0][1], first[1, :, :, 1:3].sum(-1).mean(0))
+    assert aggregate(layers, 8).shape == (2, 8, 8)
+    assert model.unet.attn_processors == model.unet.attn_processors  # restored (same processors, no recorder)
+    assert not any(type(p).__name__ == "_RecordingProcessor" for p in model.unet.attn_processors.values())
+
+
+def test_irece_mask_follows_a_planted_attention_map_and_the_threshold():
+    from unerase.attention import aggregate
+    from unerase.erasure.irece import concept_mask
+
+    # two layers of a planted map: a 4x4 layer with a bright top-left quadrant, an 8x8 layer with the same
+    bright = torch.zeros(1, 4, 4)
+    bright[0, :2, :2] = 1.0
+    fine = torch.zeros(1, 8, 8)
+    fine[0, :4, :4] = 1.0
+    maps = aggregate([bright.flatten(1), fine.flatten(1)], 8)
+    mask = concept_mask(maps, 0.4)[0, 0]
+    assert mask[:3, :3].all() and not mask[5:, :].any() and not mask[:, 5:].any()
+    # the threshold decides the edge: the bilinear ramp of the coarse layer crosses 0.4 and 0.9 at different places
+    assert concept_mask(maps, 0.9)[0, 0].sum() < mask.sum() <= concept_mask(maps, 0.1)[0, 0].sum()
+    # normalisation is per image: a scaled map gives the same mask
+    assert torch.equal(concept_mask(maps * 7 + 3, 0.4), concept_mask(maps, 0.4))
+
+
+def test_irece_replaces_exactly_the_masked_latent_with_noise(tiny_pipeline_dir):
+    from unerase.components import load_components
+    from unerase.erasure.irece import Irece
+
+    model = load_components(str(tiny_pipeline_dir))
+    irece = Irece(model.unet, model.tokenizer, model.text_encoder, concept="zero", threshold=0.4, at=0.3, num_steps=10, seeds=[1, 2])
+    assert irece.step == 3
+    x = torch.randn((2, *model.latent_shape), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(irece(2, torch.tensor(700), x), x)  # not the intervention step
+    out = irece(3, torch.tensor(700), x)
+    mask = irece.last_mask.expand_as(x)
+    assert mask.any() and not mask.all()
+    assert torch.equal(out[~mask], x[~mask]) and not torch.equal(out[mask], x[mask])
+    again = Irece(model.unet, model.tokenizer, model.text_encoder, concept="zero", threshold=0.4, at=0.3, num_steps=10, seeds=[2])
+    torch.testing.assert_close(again(3, torch.tensor(700), x[1:]), out[1:])  # per-image noise: batching does not matter
+
+
+def test_stacks_parse_and_refuse_what_is_not_a_model():
+    from unerase.erasure import parse_stack, stack_label
+
+    weights, guards = parse_stack("esd-x+irece")
+    assert weights.name == "esd-x" and [g.name for g in guards] == ["irece"] and stack_label("tv+sld-medium") == "TV+SLD-Medium"
+    assert parse_stack("np+irece")[0] is None
+    for bad, why in [("esd-x+tv", "at most one weight method"), ("irece+esd-x", "at most one weight method"),
+                     ("esd-x+irece+irece", "twice"), ("esd-x+xattn", "unknown erasure method 'xattn'")]:
+        with pytest.raises(ValueError, match=why):
+            parse_stack(bad)
+
+
+def test_irece_stacked_on_an_erased_model_reads_the_standard_models_attention(tiny_pipeline_dir):
+    from unerase.components import load_components
+    from unerase.sampling import generate
+
+    base, erased = load_components(str(tiny_pipeline_dir)), load_components(str(tiny_pipeline_dir))
+    with torch.no_grad():
+        for p in erased.unet.parameters():
+            p.mul_(0.9)
+    args = (["the digit zero"] * 2, [1, 2], 3.0, 4, 2)
+    options = {"concept": "zero", "threshold": 0.4, "at": 0.5}
+    guarded = generate(erased, *args, irece=options, standard_unet=base.unet)
+    assert not torch.equal(guarded, generate(erased, *args))
+    assert not torch.equal(guarded, generate(erased, *args, irece=options))  # the mask came from the standard model
+
+
+RECELER = dict(rank=2, steps=3, lr=3e-4, batch_size=2, negative_guidance=1.0, regularisation=0.1, mask_threshold=0.1,
+               adversarial_tokens=2, adversarial_every=2, adversarial_steps=2, adversarial_lr=1e-2)
+
+
+def test_a_fresh_eraser_changes_nothing_and_a_patch_of_erasers_reloads(tiny_pipeline_dir, tmp_path):
+    from unerase.adapters import install_erasers
+    from unerase.components import load_components, load_unet_patch, save_unet_patch
+
+    model = load_components(str(tiny_pipeline_dir))
+    g = torch.Generator().manual_seed(0)
+    x, t = torch.randn((1, *model.latent_shape), generator=g), torch.tensor([300])
+    context = torch.randn((1, 77, model.unet.config.cross_attention_dim), generator=g)
+    plain = model.unet(x, t, encoder_hidden_states=context).sample
+    erasers = install_erasers(model.unet, 3)
+    assert len(erasers) == sum(name.endswith(".attn2") for name, _ in model.unet.named_modules())
+    torch.testing.assert_close(model.unet(x, t, encoder_hidden_states=context).sample, plain)  # up is zero: identity
+    with torch.no_grad():
+        for e in erasers.values():
+            e.up.weight.normal_(generator=g)
+    edited = model.unet(x, t, encoder_hidden_states=context).sample
+    assert not torch.allclose(edited, plain)
+    names = [n for n, _ in model.unet.named_parameters() if ".attn2.eraser." in n]
+    save_unet_patch(model.unet.state_dict(), names, tmp_path / "erasers.safetensors")
+    fresh = load_components(str(tiny_pipeline_dir))
+    assert sorted(load_unet_patch(fresh.unet, tmp_path / "erasers.safetensors")) == sorted(names)  # installs, then loads
+    torch.testing.assert_close(fresh.unet(x, t, encoder_hidden_states=context).sample, edited)
+
+
+@pytest.mark.parametrize("layout", ["embedded", "sd"])
+def test_receler_trains_only_its_erasers(layout, tiny_pipeline_dir, sd_layout_dir, tmp_path):
+    from unerase.components import load_components, load_unet_patch
+
+    pipe = tiny_pipeline_dir if layout == "embedded" else sd_layout_dir
+    if layout == "embedded":
+        from unerase.images_io import save_image_set
+
+        images = torch.randint(0, 256, (4, 1, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+        save_image_set(tmp_path / "ci.safetensors", images, [0] * 4, ["zero"] * 4)
+        concept_images = str(tmp_path / "ci.safetensors")
+    else:
+        concept_images = _concept_images(tmp_path)
+    patch, record = _erase(pipe, tmp_path, "receler", RECELER, concept_images=concept_images)
+    assert patch and all(".attn2.eraser." in k for k in patch) and record["erasers"] == len(patch) // 4
+    assert any(k.endswith("up.weight") and v.abs().sum() > 0 for k, v in patch.items())  # the erasers moved off identity
+    model = load_components(str(pipe))
+    load_unet_patch(model.unet, tmp_path / "receler.safetensors")
+    base = {n for n, _ in load_components(str(pipe)).unet.named_parameters()}
+    added = {n for n, _ in model.unet.named_parameters()} - base
+    assert added == set(patch)  # the loader re-created exactly the erasers the patch holds
