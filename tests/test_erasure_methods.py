@@ -175,3 +175,18 @@ def test_receler_trains_only_its_erasers(layout, tiny_pipeline_dir, sd_layout_di
     base = {n for n, _ in load_components(str(pipe)).unet.named_parameters()}
     added = {n for n, _ in model.unet.named_parameters()} - base
     assert added == set(patch)  # the loader re-created exactly the erasers the patch holds
+
+
+def test_irece_runs_on_the_sd_layout(sd_layout_dir):
+    from unerase.components import load_components
+    from unerase.erasure.irece import Irece
+    from unerase.sampling import generate
+
+    model = load_components(str(sd_layout_dir))
+    args = (model, ["a photo of the digit zero"] * 2, [1, 2], 3.0, 3, 2)
+    guarded = generate(*args, irece={"concept": "zero", "threshold": 0.4, "at": 0.5})
+    assert guarded.shape == generate(*args).shape == (2, 3, 16, 16)
+    irece = Irece(model.unet, model.tokenizer, model.text_encoder, concept="zero", threshold=0.4, at=0.5, num_steps=3, seeds=[1, 2])
+    x = torch.randn((2, *model.latent_shape), generator=torch.Generator().manual_seed(0))
+    irece(irece.step, torch.tensor(500), x)
+    assert irece.last_mask.shape == (2, 1, *model.latent_shape[1:]) and irece.last_mask.any()
