@@ -4,6 +4,7 @@ import torch
 from diffusers import AutoencoderKL
 
 from unerase import embedded_model
+from unerase import checkpoint
 from unerase.checkpoint import Checkpointer
 
 KW = dict(steps=12, batch_size=8, lr=2e-3, kl_weight=1e-4, seed=3, device=torch.device("cpu"), checkpoint_every=4)
@@ -50,9 +51,9 @@ def test_caption_rng_survives_a_checkpoint():
 
     rng = random.Random(5)
     rng.random()
-    state = embedded_model._pyrng_to_tensor(rng.getstate())
+    state = checkpoint.pyrng_to_tensor(rng.getstate())
     assert state.dtype == torch.int64  # loadable with weights_only=True
     expected = [rng.random() for _ in range(3)]
     again = random.Random()
-    again.setstate(embedded_model._pyrng_from_tensor(state))
+    again.setstate(checkpoint.pyrng_from_tensor(state))
     assert [again.random() for _ in range(3)] == expected

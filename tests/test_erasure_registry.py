@@ -17,6 +17,10 @@ def test_registry_schema_and_config_agree():
     config = full["erasure"]
     import re
 
+    from unerase.erasure.training import PARAMETER_GROUPS
+
+    groups = yaml.safe_load((ROOT / "config/schema.yaml").read_text())["definitions"]["parameter_group"]["enum"]
+    assert tuple(groups) == PARAMETER_GROUPS
     pattern = re.compile(schema["properties"]["methods"]["items"]["pattern"])
     assert all(pattern.match(name) for name in erasure.METHODS) and pattern.match("esd-x+irece") and not pattern.match("esd x")
     for name, spec in erasure.METHODS.items():

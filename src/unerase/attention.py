@@ -60,6 +60,14 @@ class CrossAttentionMaps:
         return [torch.einsum("bhpl,bl->bp", p.float(), weights.to(p.device)) / p.shape[1] for p in self.probs.values()]
 
 
+def normalised(maps: torch.Tensor) -> torch.Tensor:
+    """Min-max normalised over every dimension but the first (per image), into [0, 1]."""
+    flat = maps.flatten(1)
+    low = flat.min(1).values.view(-1, *[1] * (maps.dim() - 1))
+    high = flat.max(1).values.view(-1, *[1] * (maps.dim() - 1))
+    return (maps - low) / (high - low).clamp_min(1e-12)
+
+
 def aggregate(layer_maps: list[torch.Tensor], size: int) -> torch.Tensor:
     """(B, size, size): each layer's square map upsampled (bilinear) to `size`, averaged over layers."""
     grids = []

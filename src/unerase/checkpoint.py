@@ -61,3 +61,14 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
+
+
+def pyrng_to_tensor(state) -> torch.Tensor:
+    """Python's random.Random state as a tensor (a checkpoint loaded with weights_only holds tensors only)."""
+    version, internal, _ = state
+    return torch.tensor([version, *internal], dtype=torch.int64)
+
+
+def pyrng_from_tensor(t: torch.Tensor):
+    values = t.tolist()
+    return (values[0], tuple(values[1:]), None)

@@ -37,7 +37,12 @@ class LatentBank:
     def from_image_set(cls, components, path: str) -> "LatentBank":
         """The posteriors of an image set on disk (uint8, images_io format) under `components`' VAE."""
         images, _, _ = load_image_set(path)
-        return cls(components.vae, images.float().div(127.5).sub(1).to(components.device), components.vae_scale)
+        return cls.from_uint8(components, images)
+
+    @classmethod
+    def from_uint8(cls, components, images: torch.Tensor, batch_size: int = 256) -> "LatentBank":
+        """The posteriors of uint8 images (N, C, H, W) under `components`' VAE, encoded `batch_size` at a time."""
+        return cls(components.vae, images.float().div(127.5).sub(1).to(components.device), components.vae_scale, batch_size)
 
     def __len__(self) -> int:
         return len(self.mean)

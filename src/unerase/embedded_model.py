@@ -11,7 +11,7 @@ from diffusers import AutoencoderKL, StableDiffusionPipeline
 
 from . import architecture
 from .atomic import atomic_dir
-from .checkpoint import Checkpointer, rng_state, set_rng_state
+from .checkpoint import Checkpointer, pyrng_from_tensor, pyrng_to_tensor, rng_state, set_rng_state
 from .diffusion import LatentBank, denoising_loss
 from .digits import DIGIT_NAMES, load_digit_images
 from .progress import Progress, log
@@ -90,7 +90,7 @@ def train_text_to_image(vae_dir: str, out_dir: str, *, templates: list[str], ste
     if state := ckpt.load():
         unet.load_state_dict(state["unet"]); text_encoder.load_state_dict(state["text"])
         opt.load_state_dict(state["opt"]); sched.load_state_dict(state["sched"]); gen.set_state(state["gen"])
-        rng.setstate(_pyrng_from_tensor(state["pyrng"])); set_rng_state(state["rng"]); start = state["step"]
+        rng.setstate(pyrng_from_tensor(state["pyrng"])); set_rng_state(state["rng"]); start = state["step"]
     progress = Progress("text-to-image", steps, start)
     trainable = list(unet.parameters()) + list(text_encoder.parameters())
     for step in range(start, steps):
@@ -106,7 +106,7 @@ def train_text_to_image(vae_dir: str, out_dir: str, *, templates: list[str], ste
         progress.update(step, loss.item())
         ckpt.maybe_save(step, steps, lambda: dict(unet=unet.state_dict(), text=text_encoder.state_dict(), opt=opt.state_dict(),
                                                   sched=sched.state_dict(), gen=gen.get_state(), rng=rng_state(),
-                                                  pyrng=_pyrng_to_tensor(rng.getstate())))
+                                                  pyrng=pyrng_to_tensor(rng.getstate())))
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder.eval(), tokenizer=tokenizer, unet=unet.eval(),
                                    scheduler=architecture.make_sampling_scheduler(), safety_checker=None,
                                    feature_extractor=None, requires_safety_checker=False)
@@ -117,11 +117,3 @@ def train_text_to_image(vae_dir: str, out_dir: str, *, templates: list[str], ste
 
 # Python's Random state is (version, internal state, gauss_next); checkpoints hold tensors only
 # (weights_only loading). Captions use random()/choice(), never gauss(), so gauss_next is None.
-def _pyrng_to_tensor(state) -> torch.Tensor:
-    version, internal, _ = state
-    return torch.tensor([version, *internal], dtype=torch.int64)
-
-
-def _pyrng_from_tensor(t: torch.Tensor):
-    values = t.tolist()
-    return (values[0], tuple(values[1:]), None)

@@ -64,7 +64,7 @@ def generate(components: Components, prompts: list[str], seeds: list[int], guida
         if irece is not None:
             from .erasure.irece import Irece
 
-            intervention = Irece(standard_unet or components.unet, components.tokenizer, components.text_encoder, num_steps=num_steps,
+            intervention = Irece(components.unet if standard_unet is None else standard_unet, components.tokenizer, components.text_encoder, num_steps=num_steps,
                                  seeds=seeds[start : start + batch_size], **irece)
         latents, _ = ddim_loop(components.unet, components.scheduler, latents, cond, uncond, guidance_scale, num_steps,
                                safety=sld, safety_context=sld_context, intervention=intervention)

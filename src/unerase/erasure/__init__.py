@@ -72,6 +72,9 @@ def parse_stack(model: str) -> tuple[Method | None, list[Method]]:
     methods = [get(p) for p in parts]
     if len(set(parts)) != len(parts):
         raise ValueError(f"'{model}' names a method twice")
+    guards = [m for m in methods if m.is_guard]
+    if len({g.config for g in guards}) != len(guards):
+        raise ValueError(f"'{model}' stacks two guards of one kind (e.g. two SLD presets); keep one")
     weights = [m for m in methods if not m.is_guard]
     if len(weights) > 1 or (weights and methods[0] is not weights[0]):
         raise ValueError(f"'{model}': a model is at most one weight method followed by guards, e.g. esd-x+irece")

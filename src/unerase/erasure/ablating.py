@@ -26,10 +26,9 @@ def anchor_prompt(template: str, anchor: str) -> str:
 def erase(job: ErasureJob) -> ErasureResult:
     """Config block `erasure.ablating` (method "ac")."""
     s, model = job.settings, job.model
-    unet, sampling = model.unet, job.shared["sampling"]
+    unet = model.unet
     prompts = [job.templates[i % len(job.templates)] for i in range(s["anchor_images"])]
-    bank = training.drawn_bank(model, [anchor_prompt(t, s["anchor"]) for t in prompts], job.seed, sampling["num_steps"],
-                               sampling["guidance_scale"])
+    bank = training.drawn_bank(model, [anchor_prompt(t, s["anchor"]) for t in prompts], job.seed, job.shared["sampling"])
     frozen = copy.deepcopy(unet).requires_grad_(False).eval()
     names = training.select_parameters(unet, s["parameters"])
     params = training.trainable(unet, names)

@@ -17,13 +17,10 @@ from .job import ErasureJob, ErasureResult
 def erase(job: ErasureJob) -> ErasureResult:
     """Config block `erasure.conditional_finetune` (method "ft-cond")."""
     s, model = job.settings, job.model
-    unet, sampling = model.unet, job.shared["sampling"]
-    others = job.other_classes()
-    n = s["images_per_class"] * len(others)
-    owners = [others[i % len(others)] for i in range(n)]
-    templates = [job.templates[(i // len(others)) % len(job.templates)] for i in range(n)]
-    bank = training.drawn_bank(model, [t.format(o) for t, o in zip(templates, owners)], job.seed, sampling["num_steps"],
-                               sampling["guidance_scale"])
+    unet = model.unet
+    prompts, owners, templates = training.other_class_prompts(job, s["images_per_class"])
+    n = len(prompts)
+    bank = training.drawn_bank(model, prompts, job.seed, job.shared["sampling"])
     names = training.select_parameters(unet, s["parameters"])
     params = training.trainable(unet, names)
 
@@ -37,4 +34,4 @@ def erase(job: ErasureJob) -> ErasureResult:
     training.train("conditional fine-tune", dict(unet=unet), params, loss_fn, steps=s["steps"], lr=s["lr"], seed=job.seed,
                    settings=dict(s, text=job.concept_text), checkpoint=job.checkpoint, grad_clip=s["grad_clip"])
     unet.eval().requires_grad_(False)
-    return ErasureResult(names, dict(target_images=n, target_classes=others))
+    return ErasureResult(names, dict(target_images=n, target_classes=sorted(set(owners))))

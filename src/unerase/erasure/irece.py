@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ..attention import CrossAttentionMaps, aggregate, concept_positions
+from ..attention import CrossAttentionMaps, aggregate, concept_positions, normalised
 from ..text import encode
 
 
@@ -20,26 +20,26 @@ def sampling_options(method: str, settings: dict, concept_text: str) -> dict:
     """Keyword arguments for unerase.sampling.generate that apply IRECE."""
     if method != "irece":
         raise ValueError(f"'{method}' is not IRECE")
-    return dict(irece=dict(concept=settings["concept"].format(concept_text), threshold=settings["threshold"], at=settings["at"]))
+    return dict(irece=dict(concept=settings["concept"].format(concept_text), tokens=concept_text, threshold=settings["threshold"],
+                           at=settings["at"]))
 
 
 def concept_mask(maps: torch.Tensor, threshold: float) -> torch.Tensor:
     """(B, H, W) maps -> (B, 1, H, W) bool: min-max normalised per image, at least `threshold`."""
-    flat = maps.flatten(1)
-    low, high = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
-    normalised = (maps - low) / (high - low).clamp_min(1e-12)
-    return (normalised >= threshold)[:, None]
+    return (normalised(maps) >= threshold)[:, None]
 
 
 class Irece:
     """The intervention, called by the sampler before each step."""
 
     def __init__(self, standard_unet, tokenizer, text_encoder, concept: str, threshold: float, at: float, num_steps: int,
-                 seeds: list[int]):
+                 seeds: list[int], tokens: str | None = None):
+        """`concept`: the context text; `tokens`: the words in it whose attention locates the concept
+        (all of `concept` when None)."""
         self.unet, self.threshold = standard_unet, threshold
         self.step = min(num_steps - 1, round(at * num_steps))
         self.context = encode(tokenizer, text_encoder, [concept] * len(seeds))
-        self.positions = concept_positions(tokenizer, [concept] * len(seeds), concept)
+        self.positions = concept_positions(tokenizer, [concept] * len(seeds), tokens or concept)
         self.seeds = seeds
         self.last_mask = None
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..adapters import install_erasers
-from ..attention import CrossAttentionMaps, concept_positions
+from ..attention import CrossAttentionMaps, concept_positions, normalised
 from ..diffusion import add_noise
 from ..inversion import PlaceholderEmbedding, add_tokens, init_vectors, placeholder_tokens
 from ..progress import log
@@ -34,12 +34,9 @@ def localised_penalty(maps: CrossAttentionMaps, erasers: dict, positions: torch.
     concept's tokens are not attended, on the scale of the denoising MSE (a sum over channels outweighed
     the erasure objective 32-64× on the digits model and kept the erasers at identity)."""
     total = 0.0
-    for name, probs in maps.probs.items():
-        layer = name.removesuffix(".processor")
-        attention = torch.einsum("bhpl,bl->bp", probs.float(), positions.float().to(probs.device)) / probs.shape[1]
-        low, high = attention.min(1, keepdim=True).values, attention.max(1, keepdim=True).values
-        outside = ((attention - low) / (high - low).clamp_min(1e-12) < threshold).detach()
-        total = total + (erasers[layer].last.pow(2).mean(-1) * outside).mean()
+    for name, attention in zip(maps.probs, maps.token_maps(positions)):
+        outside = (normalised(attention) < threshold).detach()
+        total = total + (erasers[name.removesuffix(".processor")].last.pow(2).mean(-1) * outside).mean()
     return total / len(maps.probs)
 
 
@@ -49,6 +46,7 @@ def erase(job: ErasureJob) -> ErasureResult:
     unet, tok, encoder = model.unet, model.tokenizer, model.text_encoder
     frozen = copy.deepcopy(unet).requires_grad_(False).eval()
     bank = job.concept_bank()
+    torch.manual_seed(job.seed)  # the erasers' initial down-projections
     erasers = install_erasers(unet, s["rank"])
     unet.requires_grad_(False)
     params = [p.requires_grad_(True) for e in erasers.values() for p in e.parameters()]
@@ -105,8 +103,9 @@ def erase(job: ErasureJob) -> ErasureResult:
         return F.mse_loss(pred, target) + s["regularisation"] * penalty
 
     modules = dict(erasers=torch.nn.ModuleDict({k.replace(".", "-"): e for k, e in erasers.items()}))
-    if adversary is not None:
-        modules["adversary"] = adversary  # resumed with the erasers (its optimiser's moments restart)
+    if adversary is not None:  # its vectors resume with the erasers (not the token table; its optimiser's moments restart)
+        modules["adversary"] = torch.nn.Module()
+        modules["adversary"].vectors = adversary.vectors
     try:
         training.train("receler", modules, params,
                        loss_fn, steps=s["steps"], lr=s["lr"], seed=job.seed, settings=dict(s, text=job.concept_text),

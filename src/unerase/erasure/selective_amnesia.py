@@ -44,13 +44,12 @@ def surrogate_bank(model, count: int, gen: torch.Generator) -> LatentBank:
 def erase(job: ErasureJob) -> ErasureResult:
     """Config block `erasure.selective_amnesia` (method "sa")."""
     s, model = job.settings, job.model
-    unet, sampling = model.unet, job.shared["sampling"]
+    unet = model.unet
     if s["surrogate"] != "noise":
         raise ValueError(f"erasure.selective_amnesia.surrogate: '{s['surrogate']}' is not one of noise")
-    others = job.other_classes()
-    n = s["replay_images_per_class"] * len(others)
-    replay_prompts = [job.templates[(i // len(others)) % len(job.templates)].format(others[i % len(others)]) for i in range(n)]
-    replay = training.drawn_bank(model, replay_prompts, job.seed, sampling["num_steps"], sampling["guidance_scale"])
+    replay_prompts, _, _ = training.other_class_prompts(job, s["replay_images_per_class"])
+    n = len(replay_prompts)
+    replay = training.drawn_bank(model, replay_prompts, job.seed, job.shared["sampling"])
     replay_context = encode(model.tokenizer, model.text_encoder, replay_prompts).detach()
     gen = torch.Generator().manual_seed(job.seed + 1)  # the Fisher's and the surrogate's draws, apart from training's stream
     surrogate = surrogate_bank(model, s["surrogate_images"], gen)

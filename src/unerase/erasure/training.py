@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..checkpoint import Checkpointer, rng_state, set_rng_state
+from ..checkpoint import Checkpointer, pyrng_from_tensor, pyrng_to_tensor, rng_state, set_rng_state
 from ..components import Components
 from ..diffusion import LatentBank
 from ..progress import Progress, log
@@ -49,20 +49,32 @@ def select_parameters(unet: torch.nn.Module, group: str) -> list[str]:
     return chosen
 
 
-def drawn_bank(model: Components, prompts: list[str], seed: int, num_steps: int, guidance_scale: float,
-               batch_size: int = 100) -> LatentBank:
-    """VAE posteriors of images the (still unedited) `model` draws for `prompts`, image i from seed
-    `seed + i`: the anchor images of Ablating Concepts, the replay set of Selective Amnesia."""
-    images = generate(model, prompts, [seed + i for i in range(len(prompts))], guidance_scale, num_steps, batch_size)
-    return LatentBank(model.vae, images.float().div(127.5).sub(1).to(model.device), model.vae_scale)
+def drawn_bank(model: Components, prompts: list[str], seed: int, sampling: dict) -> LatentBank:
+    """VAE posteriors of images the (still unedited) `model` draws for `prompts` with the config's
+    `sampling` settings, image i from seed `seed + i`: the anchor images of Ablating Concepts, the
+    replay sets of Selective Amnesia and the conditional fine-tune."""
+    batch = sampling["batch_size"]
+    images = generate(model, prompts, [seed + i for i in range(len(prompts))], sampling["guidance_scale"], sampling["num_steps"], batch)
+    # encode in the sampler's batches on a GPU (SD 1.4 images are large); the CPU keeps LatentBank's default
+    return LatentBank.from_uint8(model, images, batch_size=batch) if model.device.type != "cpu" else LatentBank.from_uint8(model, images)
+
+
+def other_class_prompts(job, per_class: int) -> tuple[list[str], list[str], list[str]]:
+    """(prompts, owners, templates): `per_class` prompts for each class but the concept, classes in
+    turn, templates advancing each round (the replay / target sets)."""
+    others = job.other_classes()
+    n = per_class * len(others)
+    owners = [others[i % len(others)] for i in range(n)]
+    templates = [job.templates[(i // len(others)) % len(job.templates)] for i in range(n)]
+    return [t.format(o) for t, o in zip(templates, owners)], owners, templates
 
 
 def train(name: str, modules: dict[str, torch.nn.Module], params: list[torch.Tensor], loss_fn: Callable, *, steps: int,
           lr: float, seed: int, settings: dict, checkpoint: str | None = None, checkpoint_every: int = 100,
           grad_clip: float | None = None) -> None:
     """Adam on `params` for `steps` steps of `loss_fn(step, gen, rng) -> loss`; resumable: the state
-    of `modules` (those owning `params`), the optimiser and both random streams are checkpointed,
-    tagged with `settings` so that a checkpoint of other settings is ignored."""
+    of `modules` (those owning `params`), the optimiser and the torch, generator and Python random
+    streams are checkpointed, tagged with `settings` so that a checkpoint of other settings is ignored."""
     gen, rng = torch.Generator().manual_seed(seed), random.Random(seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(params, lr=lr, fused=True)
@@ -72,7 +84,7 @@ def train(name: str, modules: dict[str, torch.nn.Module], params: list[torch.Ten
         for key, module in modules.items():
             module.load_state_dict(state[key])
         opt.load_state_dict(state["opt"]); gen.set_state(state["gen"]); set_rng_state(state["rng"])
-        rng.seed(seed + state["step"]); start = state["step"]
+        rng.setstate(pyrng_from_tensor(state["pyrng"])); start = state["step"]
     log.info("%s: trains %d tensors (%d values) for %d steps", name, len(params), sum(p.numel() for p in params), steps)
     progress = Progress(name, steps, start)
     for step in range(start, steps):
@@ -84,7 +96,7 @@ def train(name: str, modules: dict[str, torch.nn.Module], params: list[torch.Ten
         opt.step()
         progress.update(step, loss.item())
         ckpt.maybe_save(step, steps, lambda: dict(**{k: m.state_dict() for k, m in modules.items()}, opt=opt.state_dict(),
-                                                  gen=gen.get_state(), rng=rng_state()))
+                                                  gen=gen.get_state(), rng=rng_state(), pyrng=pyrng_to_tensor(rng.getstate())))
     ckpt.clear()
 
 

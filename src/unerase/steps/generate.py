@@ -1,6 +1,9 @@
 """Generation step: a model's prompt sets, M images each with fixed seeds."""
 from __future__ import annotations
 
+import copy
+
+from ..components import load_unet_patch
 from ..images_io import save_grid, save_image_set
 from ..inversion import load_learned_embeds
 from ..progress import log as logger
@@ -15,11 +18,13 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
     in every set and model, so cells are paired across models. `sampling_options` are an
     inference-time guard's (unerase.erasure.guards), e.g. a negative prompt."""
     device = start(threads, log)
-    model = load_model(manifest, device, unet_patch, precision)
-    placeholder = load_learned_embeds(model, embeds) if embeds else None
     options = dict(sampling_options or {})
-    if "irece" in options and unet_patch:  # IRECE reads the un-erased model's attention
-        options["standard_unet"] = load_model(manifest, device, None, precision).unet
+    model = load_model(manifest, device, None, precision)
+    if unet_patch:
+        if "irece" in options:  # IRECE reads the un-erased model's attention
+            options["standard_unet"] = copy.deepcopy(model.unet)
+        load_unet_patch(model.unet, unet_patch)
+    placeholder = load_learned_embeds(model, embeds) if embeds else None
     for prompt_set, images_path, grid_path in zip(prompt_sets, images, grids, strict=True):
         prompts, labels = build_prompts(prompt_set, templates, concept_text, label, classes, num_images, placeholder)
         x = generate(model, prompts, [seed + i for i in range(num_images)], guidance_scale, num_steps, batch_size,
