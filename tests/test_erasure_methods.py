@@ -233,3 +233,19 @@ def test_the_shared_training_loop_resumes_to_the_same_weights(tmp_path):
     for a, b in zip(straight, resumed):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert not (tmp_path / "ckpt.pt").exists()
+
+
+def test_a_checkpoint_written_with_other_templates_or_sampling_is_not_resumed():
+    from unerase.checkpoint import fingerprint
+    from unerase.erasure.job import ErasureJob
+
+    def job(**change):
+        kw = dict(model=None, method="sa", settings={"steps": 3}, concept_text="zero", label=0, classes={"zero": 0, "one": 1},
+                  templates=["{}"], seed=0, manifest="m", shared={"sampling": {"num_steps": 10}})
+        kw.update(change)
+        return fingerprint(ErasureJob(**kw).fingerprint())
+
+    same = job()
+    assert job() == same
+    assert job(templates=["the digit {}"]) != same and job(shared={"sampling": {"num_steps": 25}}) != same
+    assert job(settings={"steps": 4}) != same and job(concept_text="one") != same

@@ -45,6 +45,6 @@ def erase(job: ErasureJob) -> ErasureResult:
 
     unet.train()
     training.train("ablating concepts", dict(unet=unet), params, loss_fn, steps=s["steps"], lr=s["lr"], seed=job.seed,
-                   settings=dict(s, text=job.concept_text), checkpoint=job.checkpoint)
+                   settings=job.fingerprint(), checkpoint=job.checkpoint)
     unet.eval().requires_grad_(False)
     return ErasureResult(names, dict(anchor_prompts=sorted({anchor_prompt(t, s["anchor"]) for t in job.templates})))

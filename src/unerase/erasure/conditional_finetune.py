@@ -32,6 +32,6 @@ def erase(job: ErasureJob) -> ErasureResult:
 
     unet.train()
     training.train("conditional fine-tune", dict(unet=unet), params, loss_fn, steps=s["steps"], lr=s["lr"], seed=job.seed,
-                   settings=dict(s, text=job.concept_text), checkpoint=job.checkpoint, grad_clip=s["grad_clip"])
+                   settings=job.fingerprint(), checkpoint=job.checkpoint, grad_clip=s["grad_clip"])
     unet.eval().requires_grad_(False)
     return ErasureResult(names, dict(target_images=n, target_classes=sorted(set(owners))))

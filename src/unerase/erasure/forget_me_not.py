@@ -35,6 +35,6 @@ def erase(job: ErasureJob) -> ErasureResult:
 
     unet.train()
     training.train("forget-me-not", dict(unet=unet), params, loss_fn, steps=s["steps"], lr=s["lr"], seed=job.seed,
-                   settings=dict(s, text=job.concept_text), checkpoint=job.checkpoint)
+                   settings=job.fingerprint(), checkpoint=job.checkpoint)
     unet.eval().requires_grad_(False)
     return ErasureResult(names, {})

@@ -26,6 +26,13 @@ class ErasureJob:
         """VAE posteriors of the concept images (input "concept_images")."""
         return LatentBank.from_image_set(self.model, self.inputs["concept_images"])
 
+    def fingerprint(self) -> dict:
+        """What a resumable checkpoint of this job must have been written with: the method's settings,
+        the concept, its prompts and classes, and the other config keys it reads (e.g. the sampling
+        that drew its replay images). A checkpoint of anything else is ignored, not resumed."""
+        return dict(self.settings, method=self.method, text=self.concept_text, templates=self.templates, classes=self.classes,
+                    shared=self.shared)
+
     def other_classes(self) -> list[str]:
         return [name.replace("_", " ") for name, lab in sorted(self.classes.items(), key=lambda kv: kv[1]) if lab != self.label]
 

@@ -108,7 +108,7 @@ def erase(job: ErasureJob) -> ErasureResult:
         modules["adversary"].vectors = adversary.vectors
     try:
         training.train("receler", modules, params,
-                       loss_fn, steps=s["steps"], lr=s["lr"], seed=job.seed, settings=dict(s, text=job.concept_text),
+                       loss_fn, steps=s["steps"], lr=s["lr"], seed=job.seed, settings=job.fingerprint(),
                        checkpoint=job.checkpoint)
     finally:
         if adversary is not None:

@@ -73,6 +73,6 @@ def erase(job: ErasureJob) -> ErasureResult:
 
     unet.train()
     training.train("selective amnesia", dict(unet=unet), params, loss_fn, steps=s["steps"], lr=s["lr"], seed=job.seed,
-                   settings=dict(s, text=job.concept_text), checkpoint=job.checkpoint)
+                   settings=job.fingerprint(), checkpoint=job.checkpoint)
     unet.eval().requires_grad_(False)
     return ErasureResult(names, dict(replay_images=n, surrogate=s["surrogate"]))
