@@ -30,8 +30,6 @@ def erase(job: ErasureJob) -> ErasureResult:
     prompts = [job.templates[i % len(job.templates)] for i in range(s["anchor_images"])]
     bank = training.drawn_bank(model, [anchor_prompt(t, s["anchor"]) for t in prompts], job.seed, job.shared["sampling"])
     frozen = copy.deepcopy(unet).requires_grad_(False).eval()
-    names = training.select_parameters(unet, s["parameters"])
-    params = training.trainable(unet, names)
 
     def loss_fn(step, gen, rng):
         chosen = [rng.randrange(len(prompts)) for _ in range(s["batch_size"])]  # image i was drawn for template prompts[i]
@@ -43,8 +41,5 @@ def erase(job: ErasureJob) -> ErasureResult:
             target = frozen(x_t, t, encoder_hidden_states=anchor).sample
         return F.mse_loss(unet(x_t, t, encoder_hidden_states=concept).sample, target)
 
-    unet.train()
-    training.train("ablating concepts", dict(unet=unet), params, loss_fn, steps=s["steps"], lr=s["lr"], seed=job.seed,
-                   settings=job.fingerprint(), checkpoint=job.checkpoint)
-    unet.eval().requires_grad_(False)
+    names = training.finetune_group("ablating concepts", job, s["parameters"], loss_fn, steps=s["steps"], lr=s["lr"])
     return ErasureResult(names, dict(anchor_prompts=sorted({anchor_prompt(t, s["anchor"]) for t in job.templates})))

@@ -21,8 +21,6 @@ def erase(job: ErasureJob) -> ErasureResult:
     prompts, owners, templates = training.other_class_prompts(job, s["images_per_class"])
     n = len(prompts)
     bank = training.drawn_bank(model, prompts, job.seed, job.shared["sampling"])
-    names = training.select_parameters(unet, s["parameters"])
-    params = training.trainable(unet, names)
 
     def loss_fn(step, gen, rng):
         idx = torch.randint(0, n, (s["batch_size"],), generator=gen)
@@ -30,8 +28,6 @@ def erase(job: ErasureJob) -> ErasureResult:
         context = encode(model.tokenizer, model.text_encoder, captions)
         return denoising_loss(unet, model.scheduler, bank.draw(idx, gen), context, gen)
 
-    unet.train()
-    training.train("conditional fine-tune", dict(unet=unet), params, loss_fn, steps=s["steps"], lr=s["lr"], seed=job.seed,
-                   settings=job.fingerprint(), checkpoint=job.checkpoint, grad_clip=s["grad_clip"])
-    unet.eval().requires_grad_(False)
+    names = training.finetune_group("conditional fine-tune", job, s["parameters"], loss_fn, steps=s["steps"], lr=s["lr"],
+                                    grad_clip=s["grad_clip"])
     return ErasureResult(names, dict(target_images=n, target_classes=sorted(set(owners))))

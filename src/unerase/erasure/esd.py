@@ -29,6 +29,13 @@ def select_parameters(unet: torch.nn.Module, method: str) -> list[str]:
     return training.select_parameters(unet, ESD_GROUPS[method])
 
 
+@torch.no_grad()
+def negatively_guided(frozen, x_t, t, uncond, cond, eta: float) -> torch.Tensor:
+    """ESD's target: the frozen model's ε(x_t, ∅) − η·(ε(x_t, c) − ε(x_t, ∅)) (Receler's erasers learn it too)."""
+    e_u, e_c = frozen(torch.cat([x_t, x_t]), torch.cat([t, t]), encoder_hidden_states=torch.cat([uncond, cond])).sample.chunk(2)
+    return e_u - eta * (e_c - e_u)
+
+
 def _model_sampled_xt(unet, components: Components, cond, uncond, batch: int, ddim_steps: int, start_guidance: float, gen):
     """ESD's own x_t: partially denoise fresh noise with the model being trained, stop at a random step."""
     stop = int(torch.randint(1, ddim_steps, (1,), generator=gen))
@@ -64,9 +71,7 @@ def erase_esd(components: Components, concept_bank: LatentBank | None, *, method
             x_t, t = _model_sampled_xt(unet, components, cond, uncond, batch_size, ddim_steps, start_guidance, gen)
         else:
             raise ValueError(f"unknown esd.xt_source '{xt_source}'")
-        with torch.no_grad():
-            e_u, e_c = frozen(torch.cat([x_t, x_t]), torch.cat([t, t]), encoder_hidden_states=torch.cat([uncond, cond])).sample.chunk(2)
-            target = e_u - negative_guidance * (e_c - e_u)
+        target = negatively_guided(frozen, x_t, t, uncond, cond, negative_guidance)
         return F.mse_loss(unet(x_t, t, encoder_hidden_states=cond).sample, target)
 
     unet.train()

@@ -20,8 +20,6 @@ def erase(job: ErasureJob) -> ErasureResult:
     s, model = job.settings, job.model
     unet = model.unet
     bank = job.concept_bank()
-    names = training.select_parameters(unet, s["parameters"])
-    params = training.trainable(unet, names)
 
     def loss_fn(step, gen, rng):
         prompts = [rng.choice(job.templates).format(job.concept_text) for _ in range(s["batch_size"])]
@@ -33,8 +31,5 @@ def erase(job: ErasureJob) -> ErasureResult:
             layers = maps.token_maps(positions)
         return sum(m.pow(2).sum(1).mean() for m in layers) / len(layers)
 
-    unet.train()
-    training.train("forget-me-not", dict(unet=unet), params, loss_fn, steps=s["steps"], lr=s["lr"], seed=job.seed,
-                   settings=job.fingerprint(), checkpoint=job.checkpoint)
-    unet.eval().requires_grad_(False)
+    names = training.finetune_group("forget-me-not", job, s["parameters"], loss_fn, steps=s["steps"], lr=s["lr"])
     return ErasureResult(names, {})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..attention import CrossAttentionMaps, aggregate, concept_positions, normalised
+from ..sampling import initial_latents
 from ..text import encode
 
 
@@ -52,6 +53,6 @@ class Irece:
             layer_maps = maps.token_maps(self.positions)
         mask = concept_mask(aggregate(layer_maps, latents.shape[-1]), self.threshold).to(latents.device)
         # ξ per image from its own seed (offset from the initial noise's), so a batch's split does not matter
-        noise = torch.stack([torch.randn(latents.shape[1:], generator=torch.Generator().manual_seed(int(s) + 7919)) for s in self.seeds])
+        noise = initial_latents(tuple(latents.shape[1:]), [int(s) + 7919 for s in self.seeds], latents.device, latents.dtype)
         self.last_mask = mask.cpu()
-        return torch.where(mask, noise.to(latents.device, latents.dtype), latents)
+        return torch.where(mask, noise, latents)

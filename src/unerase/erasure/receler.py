@@ -24,6 +24,7 @@ from ..inversion import PlaceholderEmbedding, add_tokens, init_vectors, placehol
 from ..progress import log
 from ..text import encode
 from . import training
+from .esd import negatively_guided
 from .job import ErasureJob, ErasureResult
 
 ADVERSARY = "<receler-adv>"
@@ -94,9 +95,7 @@ def erase(job: ErasureJob) -> ErasureResult:
         x_t, t = noisy_concept(gen)
         with torch.no_grad():
             cond = encode(tok, encoder, prompts)
-            e_u, e_c = frozen(torch.cat([x_t, x_t]), torch.cat([t, t]),
-                              encoder_hidden_states=torch.cat([uncond, encode(tok, encoder, plain)])).sample.chunk(2)
-            target = e_u - eta * (e_c - e_u)
+            target = negatively_guided(frozen, x_t, t, uncond, encode(tok, encoder, plain), eta)
         with CrossAttentionMaps(unet) as maps:
             pred = unet(x_t, t, encoder_hidden_states=cond).sample
         penalty = localised_penalty(maps, erasers, concept_positions(tok, prompts, job.concept_text), s["mask_threshold"])

@@ -100,6 +100,19 @@ def train(name: str, modules: dict[str, torch.nn.Module], params: list[torch.Ten
     ckpt.clear()
 
 
+def finetune_group(name: str, job, group: str, loss_fn: Callable, *, steps: int, lr: float, grad_clip: float | None = None) -> list[str]:
+    """Train the UNet parameters of `group` (all else frozen) with `train`, tagged with the job's
+    fingerprint; returns their names. The common case of the fine-tuning methods."""
+    unet = job.model.unet
+    names = select_parameters(unet, group)
+    params = trainable(unet, names)
+    unet.train()
+    train(name, dict(unet=unet), params, loss_fn, steps=steps, lr=lr, seed=job.seed, settings=job.fingerprint(),
+          checkpoint=job.checkpoint, grad_clip=grad_clip)
+    unet.eval().requires_grad_(False)
+    return names
+
+
 def trainable(unet: torch.nn.Module, names: list[str]) -> list[torch.Tensor]:
     """Freeze the UNet but for `names`; returns those parameters."""
     params = dict(unet.named_parameters())
