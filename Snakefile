@@ -12,7 +12,7 @@ include: "rules/common.smk"
 include: "rules/base_model.smk"
 include: "rules/concept_images.smk"
 include: "rules/erasure.smk"
-include: "rules/inversion.smk"
+include: "rules/attacks.smk"
 include: "rules/generation.smk"
 include: "rules/evaluation.smk"
 

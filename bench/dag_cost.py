@@ -50,11 +50,12 @@ def cpu_flags() -> str:
 
 def read_benchmarks(results_dir: Path) -> dict[str, list[dict]]:
     """rule -> one row per job (wall s, cpu s, peak MB, job name). The generic erase rule is split
-    per method ("erase:esd-x", from benchmarks/erase/<concept>/<method>.tsv): methods differ a lot."""
+    per method ("erase:esd-x", from benchmarks/erase/<concept>/<method>.tsv) and the generic attack
+    rules per attack ("attack:inversion", from benchmarks/attack/<attack>/…): they differ a lot."""
     jobs = defaultdict(list)
     for tsv in sorted((results_dir / "benchmarks").rglob("*.tsv")):
         parts = tsv.relative_to(results_dir / "benchmarks").parts
-        rule = f"erase:{tsv.stem}" if parts[0] == "erase" else parts[0]
+        rule = f"erase:{tsv.stem}" if parts[0] == "erase" else f"attack:{parts[1]}" if parts[0] == "attack" else parts[0]
         with tsv.open() as f:
             for row in csv.DictReader(f, delimiter="\t"):
                 jobs[rule].append(dict(job=str(tsv.relative_to(results_dir / "benchmarks").with_suffix("")), wall_s=_num(row.get("s")),
@@ -80,10 +81,11 @@ def summarize(results_dir: Path, label: str, wall_s: float, concepts: int, cores
 
 def cost_model(summary: dict) -> dict:
     """Seconds of one core per concept that one more method or attack adds, from measured job kinds.
-    - an erasure method: its training job (ESD's, measured) + one Concept Inversion on it + one
-      generation job (3 prompt sets) on it;
-    - an attack on the input side: one attack job per model (inversion's, measured) + one prompt set
-      generated per model, for every audited model (base + each method)."""
+    - an erasure method: its training job (ESD's, measured) + one white-box Concept Inversion on it +
+      one generation job (every prompt set) on it;
+    - a white-box attack: one attack job per audited model (inversion's, measured) + one prompt set
+      generated per model, for every audited model (base + each method);
+    - a black-box attack: one attack job (on the base) + one prompt set generated per audited model."""
     r, n = summary["rules"], summary["concepts"]
 
     def per_job(rule):
@@ -91,10 +93,14 @@ def cost_model(summary: dict) -> dict:
 
     models_per_concept = r.get("generate", {}).get("jobs", 0) / max(1, n)
     esd = per_job("erase:esd-x") or per_job("erase_esd")  # runs before the erasure registry named the rule erase_esd
-    method = esd + per_job("concept_inversion") + per_job("generate")
-    attack = models_per_concept * (per_job("concept_inversion") + per_job("generate") / 3)
-    return dict(method_core_s_per_concept=round(method, 1), attack_core_s_per_concept=round(attack, 1),
-                models_per_concept=models_per_concept, per_job_s={k: round(per_job(k), 1) for k in r})
+    inversion = per_job("attack:inversion") or per_job("concept_inversion")  # the rule's name before the attack registry
+    prompt_set = per_job("generate") / summary.get("prompt_sets", 3)
+    method = esd + inversion + per_job("generate")
+    white = models_per_concept * (inversion + prompt_set)
+    black = per_job("attack:ring-a-bell") + models_per_concept * prompt_set
+    return dict(method_core_s_per_concept=round(method, 1), attack_core_s_per_concept=round(white, 1),
+                black_box_attack_core_s_per_concept=round(black, 1), models_per_concept=models_per_concept,
+                per_job_s={k: round(per_job(k), 1) for k in r})
 
 
 def run(args) -> None:
@@ -111,7 +117,9 @@ def run(args) -> None:
     wall = time.perf_counter() - t0
     config = json.loads(subprocess.run([sys.executable, "-c", "import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
                                         args.configfile or str(ROOT / "config/config.yaml")], capture_output=True, text=True, check=True).stdout)
-    write(summarize(workdir / "results", args.label, wall, len(config["concepts"]), args.cores))
+    summary = summarize(workdir / "results", args.label, wall, len(config["concepts"]), args.cores)
+    summary["prompt_sets"] = 2 + len(config["attacks"]["run"])  # the name, each attack, the control classes
+    write(summary)
 
 
 def write(summary: dict) -> None:
@@ -134,7 +142,8 @@ def markdown(summaries: list[dict]) -> str:
             lines.append(f"| {rule} | {r['jobs']} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} | {r['wall_s'] / r['jobs']:.1f} | {r['max_rss_mb']:.0f} |")
         cm = s.get("cost_model") or cost_model(s)
         lines.append(f"\nCost model ({s['label']}): one more erasure method adds about {cm['method_core_s_per_concept']:.0f} "
-                     f"core-seconds per concept; one more input-side attack about {cm['attack_core_s_per_concept']:.0f} "
+                     f"core-seconds per concept; one more white-box attack about {cm['attack_core_s_per_concept']:.0f}, "
+                     f"a black-box one about {cm.get('black_box_attack_core_s_per_concept', float('nan')):.0f} "
                      f"(over {cm['models_per_concept']:.0f} audited models).\n")
     return "\n".join(lines)
 

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from unerase.atomic import read_json
-from unerase.steps import base_model, concept_images, erase, evaluate, finetune_on_concept, generate, invert, train_embedded
+from unerase.steps import attack, base_model, concept_images, erase, evaluate, finetune_on_concept, generate, train_embedded
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,13 +44,15 @@ def main(out: Path, precision: str | None = None) -> None:
     erase.run(finetuned=r("ft.safetensors"), classifier=r("clf.safetensors"), patch=r("tv.safetensors"), record=r("tv.json"),
               method="tv", settings=tv, shared={"sampling": samp, "evaluation.images_per_cell": cfg["evaluation"]["images_per_cell"]},
               checkpoint=None, **erasure)
+    attack.run(concept_images=r("ci.safetensors"), artefact=r("emb.safetensors"), record=r("emb.json"), attack="inversion", settings=ci,
+               label=0, learned_on="esd-x", unet_patch=r("esd.safetensors"), checkpoint=None, **common)
+    attack.run(artefact=r("rab.json"), record=r("rab_record.json"), attack="ring-a-bell", settings=cfg["attacks"]["ring_a_bell"],
+               label=0, learned_on="base", checkpoint=None, **common)
     common.pop("concept_text")
-    invert.run(concept_images=r("ci.safetensors"), embeds=r("emb.safetensors"), token="<zero-inv>", unet_patch=r("esd.safetensors"),
-               checkpoint=None, **ci, **common)
-    sets = ["name", "inversion", "control"]
+    sets = ["name", "inversion", "ring-a-bell", "control"]
     generate.run(images=[r(f"g_{s}.safetensors") for s in sets], grids=[r(f"g_{s}.png") for s in sets], prompt_sets=sets,
                  concept_text="zero", label=0, classes=cfg["classes"], num_images=10, unet_patch=r("esd.safetensors"),
-                 embeds=r("emb.safetensors"), **samp, **common)
+                 attack_sets=["inversion", "ring-a-bell"], artefacts=[r("emb.safetensors"), r("rab.json")], **samp, **common)
     evaluate.run(images=[r(f"g_{s}.safetensors") for s in sets], classifier=r("clf.safetensors"),
                  metrics=[r(f"m_{s}.json") for s in sets], min_confidence=0.0,
                  cells=[dict(concept="zero", model="esd-x", prompt_set=s) for s in sets])

@@ -4,7 +4,8 @@ import re
 
 from snakemake.utils import validate
 
-from unerase.erasure import METHODS as ERASURE_METHODS  # the registry (no torch import)
+from unerase.attacks import ATTACKS, artefact_path  # the registries (no torch import)
+from unerase.erasure import METHODS as ERASURE_METHODS
 from unerase.erasure import parse_stack, stack_label
 
 
@@ -40,15 +41,25 @@ def _check_methods():
             raise ValueError(f"config key 'erasure.methods': {err}") from None
 
 
+def _check_attacks():
+    for name in config["attacks"]["run"]:
+        if name not in ATTACKS:
+            raise ValueError(f"config key 'attacks.run': unknown attack '{name}'; known: {', '.join(ATTACKS)}")
+    if len(set(config["attacks"]["run"])) != len(config["attacks"]["run"]):
+        raise ValueError("config key 'attacks.run': an attack is named twice")
+
+
 _check_concepts()
 _check_methods()
 _check_imports()
+_check_attacks()
 
 CONCEPTS = config["concepts"]
 METHODS = config["erasure"]["methods"]  # models: registered methods and stacks of them ("esd-x+irece")
 TV = config["erasure"]["task_vector"]
-PROMPT_SETS = ["name", "inversion", "control"]
-# Models that get the full audit (name, inversion, control): the base and each erasure method.
+ATTACKS_RUN = config["attacks"]["run"]  # each is one prompt set of the audit, on every model
+PROMPT_SETS = ["name"] + ATTACKS_RUN + ["control"]
+# Models that get the full audit (every prompt set): the base and each erasure method or stack.
 # "tv" is the task-vector model at the alpha its erase job chose.
 AUDITED_MODELS = ["base"] + METHODS
 RES = config["resources"]
@@ -61,7 +72,17 @@ wildcard_constraints:
     concept="[a-z0-9_]+",
     model=f"base|(?:{_NAMES})(?:\\+(?:{_NAMES}))*",
     method="|".join(re.escape(m) for m, spec in ERASURE_METHODS.items() if not spec.is_guard),
-    prompt_set="name|inversion|control",
+    prompt_set="|".join(re.escape(p) for p in PROMPT_SETS),
+    attack="|".join(re.escape(a) for a in ATTACKS),
+
+
+# Models an attack is learned on: the base and the weight methods (a guard leaves the weights alone).
+WEIGHTS_MODELS = "base|" + "|".join(re.escape(m) for m, spec in ERASURE_METHODS.items() if not spec.is_guard)
+
+
+def attack_names(artefact):
+    """Regex of the attacks that run a job of their own and write this kind of artefact."""
+    return "|".join(re.escape(a) for a, spec in ATTACKS.items() if spec.module and spec.artefact == artefact)
 
 
 def log_path(rule_name, *parts):
@@ -98,11 +119,36 @@ def unet_patch(wildcards):
     return {"unet_patch": f"results/erased/{wildcards.concept}/{weights}/unet_patch.safetensors"}
 
 
-def inversion_embeds(wildcards):
-    # A guard leaves the weights alone, so the attack's embeddings are learned on the model's weights
-    # (the base for a guard alone) and then sampled under the guard (CCE's attack on Negative Prompt).
-    source = weight_part(wildcards.model) or "base"
-    return f"results/inversion/{wildcards.concept}/{source}/learned_embeds.safetensors"
+def attack_artefacts(wildcards):
+    """The artefact of each attack of the audit, in ATTACKS_RUN's order, as used on model `wildcards.model`.
+    A guard leaves the weights alone, so a white-box attack is learned on the stack's weights (the base
+    for a guard alone) and then sampled under the guard (CCE's attack on Negative Prompt)."""
+    weights = weight_part(wildcards.model) or "base"
+    return [artefact_path(wildcards.concept, weights, a) for a in ATTACKS_RUN]
+
+
+# Where each input an attack may declare (`needs` in the registry) comes from, per concept.
+_ATTACK_NEEDS = {
+    "concept_images": lambda c: f"results/concept_images/{c}/images.safetensors",
+}
+
+
+def attack_inputs(wildcards):
+    needs = {need: _ATTACK_NEEDS[need](wildcards.concept) for need in ATTACKS[wildcards.attack].needs}
+    return unet_patch(wildcards) | needs
+
+
+# The attack rules' params: the attack's own config block, so a change re-runs that attack's jobs only.
+ATTACK_PARAMS = {
+    "attack": "{attack}",
+    "settings": lambda wc: config["attacks"][ATTACKS[wc.attack].config],
+    "learned_on": "{model}",
+    "concept_text": lambda wc: concept_text(wc),
+    "label": lambda wc: concept_label(wc),
+    "templates": config["prompts"]["templates"],
+    "seed": config["seed"],
+    "checkpoint": checkpoint_path("attack", "{attack}", "{concept}", "{model}"),
+}
 
 
 def sampling_options(wildcards):
@@ -159,10 +205,6 @@ def concept_text(wildcards):
     return wildcards.concept.replace("_", " ")
 
 
-def inversion_token(wildcards):
-    return f"<{wildcards.concept}-inv>"
-
-
 def heavy():
     """resources: for a job that runs a diffusion model (GPU on a cluster)."""
     return dict(gpu=RES["gpu"], mem_mb=RES["mem_mb"], runtime=RES["runtime"])
@@ -182,6 +224,7 @@ def final_outputs():
     return [
         "results/tables/accuracy.csv",
         "results/tables/erasure_vs_inversion.md",
+        "results/tables/attacks.md",
         "results/evaluator/classifier.json",
     ] + [f"results/erased/{c}/{w}/erasure.json" for c in CONCEPTS for w in sorted({weight_part(m) for m in METHODS} - {None})]
 

@@ -34,6 +34,7 @@ rule tables:
     output:
         long_csv=report("results/tables/accuracy.csv", category="Tables"),
         paper_md=report("results/tables/erasure_vs_inversion.md", category="Tables"),
+        attacks_md=report("results/tables/attacks.md", category="Tables"),
     log:
         log_path("tables", "tables"),
     benchmark:
@@ -41,6 +42,8 @@ rule tables:
     params:
         methods=METHODS,
         method_labels=method_labels(),
+        prompt_sets=PROMPT_SETS,
+        attacks={a: {"label": ATTACKS[a].label, "access": ATTACKS[a].access} for a in ATTACKS_RUN},
     conda:
         "../envs/unerase.yaml"
     script:

@@ -2,11 +2,11 @@
 
 
 rule generate:
-    # The audited models: the concept's name, the Concept-Inversion tokens, the other classes.
+    # The audited models: the concept's name, each attack's embeddings or prompts, the other classes.
     input:
         unpack(unet_patch),
         manifest="results/base_model/manifest.json",
-        embeds=inversion_embeds,
+        artefacts=attack_artefacts,
     output:
         **generation_outputs("{model}", PROMPT_SETS),
     log:
@@ -15,6 +15,7 @@ rule generate:
         benchmark_path("generate", "{concept}", "{model}"),
     params:
         prompt_sets=PROMPT_SETS,
+        attack_sets=ATTACKS_RUN,
         sampling_options=sampling_options,
         **GENERATION_PARAMS,
     threads: RES["threads"]

@@ -60,17 +60,32 @@ def workdir(tmp_path_factory):
 
 @pytest.mark.slow
 def test_whole_dag_writes_tables_and_logs(workdir):
+    import torch
+
+    from unerase.images_io import load_image_set
+
     table = pd.read_csv(workdir / "results/tables/accuracy.csv")
     cells = set(zip(table["model"], table["prompt_set"]))
     for model in ("base", "esd-x", "tv", "tv-pruned", "uce", "ac", "np", "sld-max", "irece", "esd-x+irece"):
-        assert {(model, "name"), (model, "inversion"), (model, "control")} <= cells
+        assert {(model, s) for s in ("name", "inversion", "transfer", "ring-a-bell", "control")} <= cells
+    assert set(table.loc[table["prompt_set"] == "transfer", "access"]) == {"black-box"}
+    assert set(table.loc[table["prompt_set"] == "inversion", "attack"]) == {"Concept Inversion"}
     assert table["accuracy"].between(0, 1).all() and (table["images"] == 10).all()
     assert (table["evaluator"] == "embedded digit CNN").all()
     md = (workdir / "results/tables/erasure_vs_inversion.md").read_text()
     assert "| concept | base | base (inverted) | ESD-x | TV | TV-pruned | UCE | AC | NP | SLD-Max | IRECE | ESD-x+IRECE |" in md
     assert "| zero |" in md
+    assert "| model | name | Concept Inversion (white-box) | Concept Inversion (transfer) (black-box) | Ring-A-Bell (black-box) | control |" \
+        in (workdir / "results/tables/attacks.md").read_text()
     # a guard is attacked with the embeddings of the weights it guards: the base model's, or ESD-x's in a stack
-    assert not (workdir / "results/inversion/zero/np").exists() and not (workdir / "results/inversion/zero/esd-x+irece").exists()
+    attacked = {p.parent.parent.name for p in (workdir / "results/attacks/zero").glob("*/*/attack.json")}
+    assert attacked == {"base", "esd-x", "tv", "tv-pruned", "uce", "ac"}
+    # the black-box attacks are learned once, on the base; on the base, the transfer is the white-box inversion itself
+    assert [p.parent.name for p in (workdir / "results/attacks/zero").glob("*/ring-a-bell")] == ["base"]
+    prompts = json.loads((workdir / "results/attacks/zero/base/ring-a-bell/prompts.json").read_text())["prompts"]
+    assert len(prompts) == 2 and all("zero" not in p.split() for p in prompts)
+    same, _, _ = load_image_set(workdir / "results/generations/zero/base/transfer.safetensors")
+    assert torch.equal(same, load_image_set(workdir / "results/generations/zero/base/inversion.safetensors")[0])
     assert not (workdir / "results/erased/zero/esd-x+irece").exists() and (workdir / "results/generations/zero/esd-x+irece/name.png").exists()
     choice = json.loads((workdir / "results/erased/zero/tv/erasure.json").read_text())
     assert choice["alpha"] in (1.0, 2.0) and choice["rule"] == "largest" and choice["grid"] == [1.0, 2.0]
@@ -81,8 +96,6 @@ def test_whole_dag_writes_tables_and_logs(workdir):
     uce = json.loads((workdir / "results/erased/zero/uce/erasure.json").read_text())
     assert uce["method"] == "uce" and uce["settings"]["lam"] == 0.5 and uce["changed_tensors"] == uce["edited"] > 0
     # 12 generated concept images + the 3 user-supplied real ones
-    from unerase.images_io import load_image_set
-
     images, labels, meta = load_image_set(workdir / "results/concept_images/zero/images.safetensors")
     assert images.shape == (15, 1, 16, 16) and set(labels.tolist()) == {0}
     log = (workdir / "results/logs/train_text_to_image/model.log").read_text()
@@ -109,6 +122,15 @@ def test_alpha_change_reruns_only_task_vector_jobs(workdir):
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", cfg))
     assert jobs["erase"] == 2  # the alpha searches of tv and tv-pruned (which shares tv's alpha settings), then their users
     assert not {"train_vae", "train_text_to_image", "train_classifier", "finetune_on_concept", "concept_images"} & set(jobs)
+
+
+@pytest.mark.slow
+def test_an_attack_change_reruns_only_that_attacks_jobs(workdir):
+    jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "rab.yaml", {"attacks.ring_a_bell.eta": 5.0})))
+    assert jobs.get("attack_prompts") == 1 and "attack_embeddings" not in jobs and "erase" not in jobs  # once per concept, on the base
+    assert jobs["generate"] == 10  # every audited model generates the new prompts
+    jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "ci.yaml", {"attacks.concept_inversion.steps": 7})))
+    assert jobs["attack_embeddings"] == 6 and "attack_prompts" not in jobs and "erase" not in jobs  # base + 5 weight methods
 
 
 def test_bad_config_key_is_named(tmp_path):
@@ -139,6 +161,16 @@ def test_a_stack_that_is_not_a_model_is_named(tmp_path):
     proc = smk(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "config key 'erasure.methods'" in out and "unknown erasure method 'xattn'" in out
+
+
+def test_an_unknown_attack_is_named(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    cfg = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
+    cfg["attacks"]["run"] = ["inversion", "ring-a-ding"]
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = smk(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "config key 'attacks.run': unknown attack 'ring-a-ding'" in out
 
 
 def test_lint_is_clean():
@@ -173,4 +205,4 @@ def test_import_needs_a_path_per_concept_and_plans_its_audit(tmp_path):
     cfg["erasure"]["import"]["paths"] = {"zero": str(tmp_path / "esd.safetensors")}
     (tmp_path / "ok.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     jobs = planned_jobs(smk(tmp_path, "-n", "--configfile", str(tmp_path / "ok.yaml")))
-    assert jobs["erase"] == 2 and jobs["concept_inversion"] == 3 and jobs["generate"] == 3  # esd-x and import; base, esd-x, import
+    assert jobs["erase"] == 2 and jobs["attack_embeddings"] == 3 and jobs["generate"] == 3  # esd-x and import; base, esd-x, import

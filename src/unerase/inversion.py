@@ -36,9 +36,11 @@ def add_tokens(components: Components, token: str, vectors: torch.Tensor) -> str
     return " ".join(tokens)
 
 
-def load_learned_embeds(components: Components, path: str) -> str:
+def load_learned_embeds(components: Components, path: str, as_token: str | None = None) -> str:
+    """Register the file's tokens; `as_token` renames them, so two files learned with one token name
+    (white-box and transfer embeddings) can be used by one model."""
     (token, vectors), = load_file(path).items()
-    return add_tokens(components, token, vectors)
+    return add_tokens(components, as_token or token, vectors)
 
 
 def init_vectors(components: Components, init_text: str, num_vectors: int) -> torch.Tensor:

@@ -26,13 +26,16 @@ def sample_caption(rng: random.Random, templates: list[str], name: str, empty_pr
 
 
 def build_prompts(prompt_set: str, templates: list[str], concept_text: str, label: int, classes: dict[str, int],
-                  num_images: int, placeholder: str | None) -> tuple[list[str], list[int]]:
-    """name: the concept's own name; inversion: the learned tokens; control: every other class."""
-    if prompt_set in ("name", "inversion"):
-        text = concept_text if prompt_set == "name" else placeholder
-        return [templates[i % len(templates)].format(text) for i in range(num_images)], [label] * num_images
+                  num_images: int, placeholder: str | None = None, attack_prompts: list[str] | None = None) -> tuple[list[str], list[int]]:
+    """name: the concept's own name in every template; control: every other class; an attack's set:
+    its learned tokens (`placeholder`) in every template, or its found prompts (`attack_prompts`) in turn."""
     if prompt_set == "control":
         others = [name for name, lab in sorted(classes.items(), key=lambda kv: kv[1]) if lab != label]
         prompts, owners = balanced_prompts(templates, others, num_images)
         return prompts, [classes[o] for o in owners]
-    raise ValueError(f"unknown prompt set '{prompt_set}'")
+    if prompt_set == "name" or placeholder is not None:
+        text = concept_text if prompt_set == "name" else placeholder
+        return [templates[i % len(templates)].format(text) for i in range(num_images)], [label] * num_images
+    if attack_prompts:
+        return [attack_prompts[i % len(attack_prompts)] for i in range(num_images)], [label] * num_images
+    raise ValueError(f"prompt set '{prompt_set}': neither the name, the control set, nor an attack's tokens or prompts")

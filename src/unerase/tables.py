@@ -1,6 +1,7 @@
-"""Result tables: one long CSV of every (concept, model, prompt set) cell, and the paper-style
-Markdown table (Task-Vector paper, Table 2): rows = erased concepts, columns = methods, each cell
-"accuracy of the erased model / accuracy after Concept Inversion"."""
+"""Result tables: one long CSV of every (concept, model, prompt set) cell; the paper-style Markdown
+table (Task-Vector paper, Table 2): rows = erased concepts, columns = methods, each cell "accuracy of
+the erased model / accuracy after Concept Inversion"; and the attacks table: per model, every prompt
+set (the name, each attack, white-box and black-box apart, the control classes)."""
 from __future__ import annotations
 
 import pandas as pd
@@ -31,6 +32,25 @@ def paper_table(df: pd.DataFrame, methods: list[str], labels: dict[str, str] | N
         for m in methods:
             row[f"{labels.get(m, m)} control"] = _pct(acc.get((concept, m, "control")))
         row["base control"] = _pct(acc.get((concept, "base", "control")))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def attacks_table(df: pd.DataFrame, models: list[str], prompt_sets: list[str], headers: dict[str, str] | None = None,
+                  labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """Rows = models (base first), columns = prompt sets; each cell the accuracy per concept
+    ("zero / three / six") and, after "=", its mean over the concepts."""
+    headers, labels = headers or {}, labels or {}
+    acc = df.set_index(["concept", "model", "prompt_set"])["accuracy"]
+    concepts = sorted(df["concept"].unique(), key=list(df["concept"]).index)
+    rows = []
+    for m in ["base"] + [m for m in models if m != "base"]:
+        row = {"model": labels.get(m, m)}
+        for s in prompt_sets:
+            values = [acc.get((c, m, s), float("nan")) for c in concepts]
+            known = [v for v in values if not pd.isna(v)]
+            mean = _pct(sum(known) / len(known)) if known else "–"
+            row[headers.get(s, s)] = " / ".join(_pct(v).replace(".0", "") for v in values) + f" = {mean}"
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -1,5 +1,0 @@
-# Thin adapter: the logic lives in unerase.steps.invert (unit-tested without Snakemake).
-from unerase.steps.invert import run
-from unerase.steps.snakemake_adapter import call
-
-call(run, snakemake)  # noqa: F821 - injected by Snakemake

@@ -1,0 +1,73 @@
+"""The attacks' registry. The workflow (rules/common.smk) reads it to build the DAG without importing
+torch; the generic attack step (unerase.steps.attack) reads it to find an attack's code.
+
+An attack learns an input that may bring an erased concept back: embeddings for new tokens or hard
+prompts. Each yields one *prompt set* of the audit (its name), generated on every audited model:
+
+- white-box: learned on the audited model's own weights (one job per model; a guard alone leaves
+  the weights of the base, so its white-box artefact is the base's, sampled under the guard);
+- black-box: learned without the audited model (once per concept, on the base model or its text
+  encoder) and transferred to every model.
+
+Adding an attack is one module here with `run(job: AttackJob) -> dict` writing `job.artefact`, one
+`Attack` entry below, one config block under `attacks:` with its schema entry, and its tests.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+ARTEFACT_FILES = {"embeds": "learned_embeds.safetensors", "prompts": "prompts.json"}
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str                    # its prompt set in paths and tables ("inversion", "transfer", "ring-a-bell")
+    label: str                   # its column label
+    access: str                  # "white-box" | "black-box"
+    artefact: str                # "embeds" (diffusers textual-inversion file) | "prompts" (JSON list of texts)
+    module: str | None = None    # the submodule of unerase.attacks holding `run(job)`; None: reuses `reuses`
+    config: str | None = None    # its block under config["attacks"]
+    learned_on: str = "model"    # "model": the audited model's weights | "base": the base model, once per concept
+    reuses: str | None = None    # an attack whose base-model artefact this one transfers
+    needs: tuple[str, ...] = ()  # extra inputs of its job: "concept_images"
+    source: str = ""
+
+
+ATTACKS: dict[str, Attack] = {a.name: a for a in (
+    Attack("inversion", "Concept Inversion", "white-box", "embeds", module="concept_inversion", config="concept_inversion",
+           needs=("concept_images",), source="Pham et al. 2024 (Circumventing Concept Erasure); NYU-DICE-Lab/circumventing-concept-erasure"),
+    Attack("transfer", "Concept Inversion (transfer)", "black-box", "embeds", learned_on="base", reuses="inversion",
+           source="M-ErasureBench: embeddings learned on the base model, used on the erased one"),
+    Attack("ring-a-bell", "Ring-A-Bell", "black-box", "prompts", module="ring_a_bell", config="ring_a_bell", learned_on="base",
+           source="Tsai et al. 2024 (Ring-A-Bell); chiayi-hsu/Ring-A-Bell"),
+)}
+
+
+def get(name: str) -> Attack:
+    try:
+        return ATTACKS[name]
+    except KeyError:
+        raise ValueError(f"unknown attack '{name}'; known: {', '.join(ATTACKS)}") from None
+
+
+def implementation(name: str):
+    spec = get(name)
+    if spec.module is None:
+        raise ValueError(f"attack '{name}' learns nothing of its own: it reuses '{spec.reuses}' learned on the base model")
+    return importlib.import_module(f"{__name__}.{spec.module}")
+
+
+def learned_by(name: str) -> Attack:
+    """The attack whose job produces `name`'s artefact (itself, or the one it transfers)."""
+    spec = get(name)
+    return get(spec.reuses) if spec.reuses else spec
+
+
+def artefact_path(concept: str, model: str, name: str) -> str:
+    """Where the artefact that attack `name` uses on audited model `model` lives. `model` is the model
+    whose weights it is learned on (the weight part of a stack; "base" for guards alone)."""
+    spec = get(name)
+    source = "base" if spec.learned_on == "base" else model
+    owner = learned_by(name)
+    return f"results/attacks/{concept}/{source}/{owner.name}/{ARTEFACT_FILES[owner.artefact]}"

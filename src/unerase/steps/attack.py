@@ -1,0 +1,26 @@
+"""The generic attack step: any registered attack, one concept, learned on one model; writes the
+attack's artefact (embeddings or prompts) and a record of what it was run with."""
+from __future__ import annotations
+
+import time
+
+from .. import attacks
+from ..atomic import write_json
+from ..attacks.job import AttackJob
+from ._shared import load_model, start
+
+
+def run(*, manifest, artefact, record, attack, settings, concept_text, label, templates, seed, checkpoint, learned_on,
+        unet_patch=None, threads=1, log=None, **inputs):
+    """`inputs`: the extra named inputs the attack declares in the registry (`needs`)."""
+    device = start(threads, log)
+    spec = attacks.get(attack)
+    missing = sorted(set(spec.needs) - set(inputs))
+    if missing:
+        raise ValueError(f"attack {attack}: the rule did not pass the inputs {missing} that the attack declares")
+    job = AttackJob(model=load_model(manifest, device, unet_patch), attack=attack, settings=dict(settings), concept_text=concept_text,
+                    label=label, templates=list(templates), seed=seed, artefact=artefact, inputs=inputs, checkpoint=checkpoint)
+    t0 = time.perf_counter()
+    info = attacks.implementation(attack).run(job)
+    write_json(record, dict(attack=attack, label=spec.label, access=spec.access, source=spec.source, concept=concept_text,
+                            learned_on=learned_on, settings=dict(settings), seconds=round(time.perf_counter() - t0, 1), **info))
