@@ -15,6 +15,7 @@ include: "rules/erasure.smk"
 include: "rules/attacks.smk"
 include: "rules/generation.smk"
 include: "rules/evaluation.smk"
+include: "rules/figures.smk"
 
 
 rule all:

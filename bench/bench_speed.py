@@ -6,6 +6,9 @@
   python bench/bench_speed.py sd14           # SD 1.4-size random weights (GPU): our sampler vs
                                              # diffusers' StableDiffusionPipeline, plus ESD and
                                              # textual-inversion step rates
+  python bench/bench_speed.py diverse-inversion [--size sd14] [--n 10]
+                                             # n embeddings in one batch vs n sequential inversions
+                                             # (embedded model on the CPU, or SD 1.4 size on a GPU)
 
 Results are printed as a Markdown table and, with --out, written as JSON.
 """
@@ -238,16 +241,62 @@ def sd14(batch: int, steps: int, dtype_name: str) -> list[dict]:
     return rows
 
 
+def diverse_inversion(n: int, per_embedding: int, steps: int, size: str) -> list[dict]:
+    """Diverse Inversion's n embeddings optimised in one batch (n x `per_embedding` rows per step)
+    against the same n embeddings optimised one after another (`per_embedding` rows per step each),
+    the same steps each: embedding-steps/s and their ratio. Random weights (rates do not depend on them)."""
+    from unerase.attacks.diverse_inversion import diverse_invert
+    from unerase.components import Components
+
+    device = torch.device("cuda" if size == "sd14" else "cpu")
+    if size == "sd14":
+        make = lambda: sd14_components(device, torch.float32)  # noqa: E731
+        images = torch.rand(8, 3, 512, 512, device=device) * 2 - 1
+    else:
+        torch.set_num_threads(1)
+        tok_dir = tempfile.mkdtemp()
+
+        def make():
+            tok = build_clip_tokenizer(tok_dir)
+            parts = [architecture.make_text_encoder(len(tok)), architecture.make_vae(), architecture.make_unet()]
+            for m in parts:
+                m.requires_grad_(False).eval()
+            return Components(tok, *parts, architecture.make_sampling_scheduler(), device)
+        images = torch.rand(16, 1, 16, 16) * 2 - 1
+    kw = dict(token="<d>", concept_text="zero", templates=["a photo of the digit {}"], total=n, bands=[[-0.2, 0.2], [0.2, 0.6]],
+              pairwise_max=1.0, diversity_weight=0.0, lr=1e-2, batch_per_embedding=per_embedding, steps=steps, seed=0)
+    c = make()
+    bank = LatentBank(c.vae, images, c.vae_scale)
+    diverse_invert(c, bank, indices=list(range(n)), **dict(kw, steps=2))  # warm-up
+    _sync()
+    t0 = time.perf_counter()
+    diverse_invert(make(), bank, indices=list(range(n)), **kw)
+    _sync()
+    together = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for k in range(n):
+        diverse_invert(make(), bank, indices=[k], **kw)
+    _sync()
+    sequential = time.perf_counter() - t0
+    return [dict(workload=f"Diverse Inversion, {n} embeddings x {per_embedding} rows, {steps} steps ({size}, {device.type})",
+                 baseline="n sequential inversions", baseline_embedding_steps_per_s=n * steps / sequential,
+                 ours_embedding_steps_per_s=n * steps / together, speedup=sequential / together)]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suite", choices=["cpu-training", "cpu-steps", "sd14"])
+    parser.add_argument("suite", choices=["cpu-training", "cpu-steps", "sd14", "diverse-inversion"])
+    parser.add_argument("--size", default="embedded", choices=["embedded", "sd14"])
+    parser.add_argument("--n", type=int, default=10)
+    parser.add_argument("--per-embedding", type=int, default=4)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--dtype", default="float16")
     parser.add_argument("--out")
     args = parser.parse_args()
     suites = dict(cpu_training=lambda: cpu_training(args.steps), cpu_steps=lambda: cpu_steps(args.steps),
-                  sd14=lambda: sd14(args.batch, 50, args.dtype))
+                  sd14=lambda: sd14(args.batch, 50, args.dtype),
+                  diverse_inversion=lambda: diverse_inversion(args.n, args.per_embedding, args.steps, args.size))
     rows = suites[args.suite.replace("-", "_")]()
     for r in rows:
         print(" | ".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in r.items()))

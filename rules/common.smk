@@ -178,6 +178,7 @@ _ERASURE_NEEDS = {
     "finetuned": lambda c: f"results/finetuned/{c}/unet.safetensors",
     "classifier": lambda c: "results/evaluator/classifier.safetensors",
     "imported": lambda c: config["erasure"]["import"]["paths"][c],  # the user's file: changing it re-runs the audit
+    "diverse_inversion": lambda c: artefact_path(c, "base", "diverse-inversion"),  # tv-es: the Erasure Score's embeddings
 }
 
 
@@ -226,7 +227,8 @@ def final_outputs():
         "results/tables/erasure_vs_inversion.md",
         "results/tables/attacks.md",
         "results/evaluator/classifier.json",
-    ] + [f"results/erased/{c}/{w}/erasure.json" for c in CONCEPTS for w in sorted({weight_part(m) for m in METHODS} - {None})]
+    ] + [f"results/erased/{c}/{w}/erasure.json" for c in CONCEPTS for w in sorted({weight_part(m) for m in METHODS} - {None})] + (
+        ["results/figures/tv_es_alpha.png"] if "tv-es" in {weight_part(m) for m in METHODS} else [])
 
 
 # --- generation ---

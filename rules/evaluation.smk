@@ -35,6 +35,7 @@ rule tables:
         long_csv=report("results/tables/accuracy.csv", category="Tables"),
         paper_md=report("results/tables/erasure_vs_inversion.md", category="Tables"),
         attacks_md=report("results/tables/attacks.md", category="Tables"),
+        erasure_score_csv="results/tables/erasure_score.csv",
     log:
         log_path("tables", "tables"),
     benchmark:

@@ -20,6 +20,25 @@ def test_registry_paths_and_errors():
         attacks.implementation("transfer")
 
 
+def test_every_attack_has_its_code_config_block_and_schema_entry():
+    import yaml
+
+    from conftest import ROOT
+
+    schema = yaml.safe_load((ROOT / "config/schema.yaml").read_text())["properties"]["attacks"]["properties"]
+    for config_file in ("config/config.yaml", "config/sd14.yaml", ".test/config.yaml"):
+        config = yaml.safe_load((ROOT / config_file).read_text())["attacks"]
+        assert set(config["run"]) <= set(attacks.ATTACKS), config_file
+        for name, spec in attacks.ATTACKS.items():
+            assert spec.access in ("white-box", "black-box") and spec.artefact in attacks.ARTEFACT_FILES
+            assert set(spec.needs) <= {"concept_images"}, name  # what rules/common.smk provides
+            if spec.module:
+                assert spec.config in schema and spec.config in config, (config_file, name)
+                assert callable(attacks.implementation(name).run)
+            else:
+                assert attacks.get(spec.reuses).module and spec.learned_on == "base", name
+
+
 def test_selection_keeps_the_better_half_best_first():
     pop = torch.tensor([[1, 1], [2, 2], [3, 3], [4, 4], [5, 5]])
     kept = rab.select(pop, torch.tensor([5.0, 1.0, 4.0, 0.5, 3.0]))
@@ -118,3 +137,111 @@ def test_an_attacks_prompts_fill_its_prompt_set_in_turn():
     assert prompts == ["p q", "r s", "p q", "r s", "p q"] and labels == [0] * 5
     with pytest.raises(ValueError, match="prompt set 'ring-a-bell'"):
         build_prompts("ring-a-bell", ["{}"], "zero", 0, {"zero": 0}, 2)
+
+
+# --- Diverse Inversion and the Erasure Score ---
+from unerase.attacks import diverse_inversion as di  # noqa: E402
+
+
+def test_projection_moves_only_rows_outside_their_band_and_keeps_norms():
+    d = torch.tensor([1.0, 0.0, 0.0])
+    v = torch.tensor([[1.0, 1.0, 0.0], [2.0, 0.1, 0.0], [-1.0, 0.0, 3.0]])  # cos 0.71, 0.999, -0.32
+    lows, highs = torch.tensor([0.5, 0.0, 0.0]), torch.tensor([0.9, 0.5, 0.2])
+    out = di.project_to_bands(v, d, lows, highs)
+    assert torch.equal(out[0], v[0])
+    cos = di.cosine_to(out, d)
+    assert cos[1] == pytest.approx(0.5, abs=1e-6) and cos[2] == pytest.approx(0.0, abs=1e-6)
+    assert torch.allclose(out.norm(dim=1), v.norm(dim=1))
+    assert out[1, 2] == 0 and out[1, 1] > 0  # rotated in the plane of itself and the direction
+
+
+def _tiny_bank(model):
+    from unerase.diffusion import LatentBank
+
+    images = torch.randint(0, 256, (6, 1, 16, 16), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    return LatentBank.from_uint8(model, images)
+
+
+DI = dict(templates=["a photo of the digit {}", "{}"], bands=[[-0.2, 0.1], [0.1, 0.4], [0.4, 0.7]], lr=5e-2, batch_per_embedding=2,
+          steps=6, seed=0)
+
+
+def test_diverse_inversion_stays_in_its_bands_and_keeps_a_diverse_set(tiny_pipeline_dir):
+    from unerase.components import load_components
+
+    model = load_components(str(tiny_pipeline_dir))
+    vectors, losses = di.diverse_invert(model, _tiny_bank(model), token="<d>", concept_text="zero", indices=list(range(6)), total=6,
+                                        pairwise_max=0.3, diversity_weight=1.0, **DI)
+    direction = di.concept_direction(model.tokenizer, model.text_encoder.get_input_embeddings().weight.detach(), "zero")
+    cos = di.cosine_to(vectors, direction)
+    for k in range(6):
+        low, high = di.band_of(k, 6, DI["bands"])
+        assert low - 1e-5 <= cos[k] <= high + 1e-5, (k, float(cos[k]))
+    assert [di.band_of(k, 6, DI["bands"]) for k in (0, 1, 2, 5)] == [(-0.2, 0.1), (-0.2, 0.1), (0.1, 0.4), (0.4, 0.7)]
+    sim = di.pairwise_similarity(vectors)
+    kept = di.keep_diverse(sim, losses, 0.3)
+    assert kept and all(sim[i, j] <= 0.3 + 1e-6 for i in kept for j in kept if i != j)
+    assert min(range(6), key=losses.__getitem__) in kept  # the best embedding is always kept
+    assert len(losses) == 6 and all(loss > 0 for loss in losses)
+
+
+def test_one_batch_gives_each_embedding_the_result_of_its_own_run(tiny_pipeline_dir):
+    from unerase.components import load_components
+
+    def fresh():
+        return load_components(str(tiny_pipeline_dir))
+
+    model = fresh()
+    together, losses = di.diverse_invert(model, _tiny_bank(model), token="<d>", concept_text="zero", indices=[0, 1, 2], total=3,
+                                         pairwise_max=1.0, diversity_weight=0.0, **DI)
+    for k in range(3):
+        alone = fresh()
+        vec, loss = di.diverse_invert(alone, _tiny_bank(alone), token="<d>", concept_text="zero", indices=[k], total=3,
+                                      pairwise_max=1.0, diversity_weight=0.0, **DI)
+        assert torch.allclose(vec[0], together[k], atol=1e-5), k
+        assert loss[0] == pytest.approx(losses[k], rel=1e-4)
+    assert not torch.allclose(together[0], together[1])
+
+
+def test_erasure_score_is_the_best_source_mean_of_planted_scores():
+    from unerase.evaluation import erasure_score, learned_token, scores_by_token
+    from unerase.steps.tables import erasure_scores
+
+    prompts = ["the digit <z-di>_000", "<z-di>_001", "a photo of <z-di>_000", "<z-di>_001"]
+    by_token = scores_by_token(torch.tensor([0.2, 0.9, 0.4, 0.5]), prompts)
+    assert by_token == pytest.approx({"<z-di>_000": 0.3, "<z-di>_001": 0.7})
+    assert learned_token("zero") is None and learned_token("a <zero-inversion> <zero-inversion>_1") == "<zero-inversion>"
+    assert erasure_score(0.1, by_token) == pytest.approx(0.7) and erasure_score(0.95, by_token) == pytest.approx(0.95)
+    metrics = [dict(concept="zero", model="tv", prompt_set="name", mean_label_probability=0.05),
+               dict(concept="zero", model="tv", prompt_set="diverse-inversion", label_probability_by_token=by_token),
+               dict(concept="zero", model="esd-x", prompt_set="name", mean_label_probability=0.8)]  # no DI cell: no score
+    es = erasure_scores(metrics)
+    assert len(es) == 1 and es.iloc[0]["erasure_score"] == pytest.approx(0.7) and es.iloc[0]["best_embedding"] == "<z-di>_001"
+
+
+def test_a_set_of_learned_tokens_takes_turns_over_the_templates():
+    from unerase.prompts import build_prompts
+
+    prompts, _ = build_prompts("diverse-inversion", ["a {}", "b {}"], "zero", 0, {"zero": 0}, 6, placeholder=["<a>", "<b>", "<c>"])
+    assert prompts == ["a <a>", "a <b>", "a <c>", "b <a>", "b <b>", "b <c>"]
+
+
+def test_diverse_inversion_on_the_sd_layout_writes_its_kept_set_and_similarities(sd_layout_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from unerase.components import load_components
+    from unerase.images_io import save_image_set
+    from unerase.inversion import load_token_set
+
+    images = torch.randint(0, 256, (4, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    save_image_set(tmp_path / "ci.safetensors", images, [0] * 4, ["zero"] * 4)
+    settings = dict(num_embeddings=4, bands=[[-0.2, 0.2], [0.2, 0.6]], pairwise_max=0.9, diversity_weight=1.0, lr=1e-2,
+                    batch_per_embedding=1, steps=2)
+    record = _attack(sd_layout_dir, tmp_path, "diverse-inversion", settings, "di.safetensors", concept_images=str(tmp_path / "ci.safetensors"))
+    kept = load_file(str(tmp_path / "di.safetensors"))
+    assert record["kept"] == len(kept) >= 1 and all(v.shape == (1, 32) for v in kept.values())
+    assert [e["band"] for e in record["embeddings"]] == [[-0.2, 0.2], [-0.2, 0.2], [0.2, 0.6], [0.2, 0.6]]
+    assert all(e["band"][0] - 1e-5 <= e["similarity_to_concept"] <= e["band"][1] + 1e-5 for e in record["embeddings"])
+    assert sum(record["histogram"]["pairwise"]) == 4 * 3
+    texts = load_token_set(load_components(str(sd_layout_dir)), str(tmp_path / "di.safetensors"), as_token="<zero-di>")
+    assert texts == [f"<zero-di>_{i:03d}" for i in range(len(kept))]

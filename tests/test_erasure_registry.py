@@ -27,7 +27,7 @@ def test_registry_schema_and_config_agree():
         assert spec.config in schema["properties"] and spec.config in config, name
         entry = "sampling_options" if spec.is_guard else "erase"  # a guard changes the sampler, not the weights
         assert callable(getattr(erasure.implementation(name), entry)), name
-        assert set(spec.needs) <= {"concept_images", "finetuned", "classifier", "imported"}, name
+        assert set(spec.needs) <= {"concept_images", "finetuned", "classifier", "imported", "diverse_inversion"}, name
         assert "{}" not in spec.name and "+" not in spec.name, name  # "+" joins stacks  # what rules/common.smk provides
         for dotted in spec.uses:  # every declared key exists, so the rule's params resolve
             node = full

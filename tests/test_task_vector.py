@@ -73,3 +73,16 @@ def test_pruned_task_vector_keeps_exactly_the_chosen_groups():
     assert union < set(names)  # conv_in, time embedding, samplers and conv_out belong to no group
     with pytest.raises(ValueError, match="unknown"):
         prune(tau, ["up-attn"])
+
+
+def test_erasure_score_rule_takes_the_smallest_alpha_below_the_bound_keeping_control():
+    from unerase.erasure.alpha_search import search_alpha_by_erasure_score
+
+    planted = {1.0: dict(target=0.05, control=0.99, erasure_score=0.9),   # the name hidden, an embedding still draws it
+               1.5: dict(target=0.02, control=0.95, erasure_score=0.15),
+               2.0: dict(target=0.0, control=0.70, erasure_score=0.05)}
+    scored = []
+    alpha, why, results = search_alpha_by_erasure_score(lambda a: scored.append(a) or planted[a], [2.0, 1.0, 1.5], 0.2, 0.8)
+    assert alpha == 1.5 and "smallest" in why and scored == [1.0, 1.5, 2.0] and [r["alpha"] for r in results] == [1.0, 1.5, 2.0]
+    alpha, why, _ = search_alpha_by_erasure_score(planted.get, [1.0, 1.5, 2.0], 0.1, 0.8)  # none below 0.1 keeping control
+    assert alpha == 1.5 and "lowest Erasure Score keeping control" in why

@@ -66,22 +66,29 @@ def test_whole_dag_writes_tables_and_logs(workdir):
 
     table = pd.read_csv(workdir / "results/tables/accuracy.csv")
     cells = set(zip(table["model"], table["prompt_set"]))
-    for model in ("base", "esd-x", "tv", "tv-pruned", "uce", "ac", "np", "sld-max", "irece", "esd-x+irece"):
-        assert {(model, s) for s in ("name", "inversion", "transfer", "ring-a-bell", "control")} <= cells
+    for model in ("base", "esd-x", "tv", "tv-es", "tv-pruned", "uce", "ac", "np", "sld-max", "irece", "esd-x+irece"):
+        assert {(model, s) for s in ("name", "inversion", "transfer", "diverse-inversion", "ring-a-bell", "control")} <= cells
     assert set(table.loc[table["prompt_set"] == "transfer", "access"]) == {"black-box"}
     assert set(table.loc[table["prompt_set"] == "inversion", "attack"]) == {"Concept Inversion"}
     assert table["accuracy"].between(0, 1).all() and (table["images"] == 10).all()
     assert (table["evaluator"] == "embedded digit CNN").all()
     md = (workdir / "results/tables/erasure_vs_inversion.md").read_text()
-    assert "| concept | base | base (inverted) | ESD-x | TV | TV-pruned | UCE | AC | NP | SLD-Max | IRECE | ESD-x+IRECE |" in md
+    assert "| concept | base | base (inverted) | ESD-x | TV | TV-ES | TV-pruned | UCE | AC | NP | SLD-Max | IRECE | ESD-x+IRECE |" in md
     assert "| zero |" in md
-    assert "| model | name | Concept Inversion (white-box) | Concept Inversion (transfer) (black-box) | Ring-A-Bell (black-box) | control |" \
+    assert "| model | name | Concept Inversion (white-box) | Concept Inversion (transfer) (black-box) | Diverse Inversion (black-box) " \
+           "| Ring-A-Bell (black-box) | control | Erasure Score |" \
         in (workdir / "results/tables/attacks.md").read_text()
     # a guard is attacked with the embeddings of the weights it guards: the base model's, or ESD-x's in a stack
     attacked = {p.parent.parent.name for p in (workdir / "results/attacks/zero").glob("*/*/attack.json")}
-    assert attacked == {"base", "esd-x", "tv", "tv-pruned", "uce", "ac"}
+    assert attacked == {"base", "esd-x", "tv", "tv-es", "tv-pruned", "uce", "ac"}
     # the black-box attacks are learned once, on the base; on the base, the transfer is the white-box inversion itself
     assert [p.parent.name for p in (workdir / "results/attacks/zero").glob("*/ring-a-bell")] == ["base"]
+    assert [p.parent.name for p in (workdir / "results/attacks/zero").glob("*/diverse-inversion")] == ["base"]
+    record = json.loads((workdir / "results/attacks/zero/base/diverse-inversion/attack.json").read_text())
+    assert len(record["embeddings"]) == 3 and sum(record["histogram"]["similarity_to_concept"]) == 3
+    es = pd.read_csv(workdir / "results/tables/erasure_score.csv")
+    assert len(es) == 11 and es["erasure_score"].between(0, 1).all() and (es["erasure_score"] >= es["name_score"]).all()
+    assert "Erasure Score" in (workdir / "results/tables/attacks.md").read_text()
     prompts = json.loads((workdir / "results/attacks/zero/base/ring-a-bell/prompts.json").read_text())["prompts"]
     assert len(prompts) == 2 and all("zero" not in p.split() for p in prompts)
     same, _, _ = load_image_set(workdir / "results/generations/zero/base/transfer.safetensors")
@@ -90,6 +97,10 @@ def test_whole_dag_writes_tables_and_logs(workdir):
     choice = json.loads((workdir / "results/erased/zero/tv/erasure.json").read_text())
     assert choice["alpha"] in (1.0, 2.0) and choice["rule"] == "largest" and choice["grid"] == [1.0, 2.0]
     assert [c["alpha"] for c in choice["candidates"]] in ([2.0], [1.0, 2.0])  # largest first, stop at the first passing
+    by_es = json.loads((workdir / "results/erased/zero/tv-es/erasure.json").read_text())
+    assert by_es["rule"] == "erasure-score" and [c["alpha"] for c in by_es["candidates"]] == [1.0, 2.0]  # every alpha scored
+    assert all(0 <= c["erasure_score"] <= 1 for c in by_es["candidates"]) and by_es["alpha"] in (1.0, 2.0)
+    assert (workdir / "results/figures/tv_es_alpha.png").read_bytes()[:4] == b"\x89PNG"
     pruned = json.loads((workdir / "results/erased/zero/tv-pruned/erasure.json").read_text())
     assert pruned["groups"] == ["up-attention"] and 0 < pruned["changed_tensors"] < json.loads(
         (workdir / "results/erased/zero/tv/erasure.json").read_text())["changed_tensors"]
@@ -120,7 +131,7 @@ def test_metric_only_change_reruns_no_training(workdir):
 def test_alpha_change_reruns_only_task_vector_jobs(workdir):
     cfg = overlay(workdir, "alpha.yaml", {"erasure.task_vector.alphas": [1.0, 1.5]})
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", cfg))
-    assert jobs["erase"] == 2  # the alpha searches of tv and tv-pruned (which shares tv's alpha settings), then their users
+    assert jobs["erase"] == 3  # the alpha searches of tv, tv-es and tv-pruned (which shares tv's alpha settings), then their users
     assert not {"train_vae", "train_text_to_image", "train_classifier", "finetune_on_concept", "concept_images"} & set(jobs)
 
 
@@ -128,9 +139,9 @@ def test_alpha_change_reruns_only_task_vector_jobs(workdir):
 def test_an_attack_change_reruns_only_that_attacks_jobs(workdir):
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "rab.yaml", {"attacks.ring_a_bell.eta": 5.0})))
     assert jobs.get("attack_prompts") == 1 and "attack_embeddings" not in jobs and "erase" not in jobs  # once per concept, on the base
-    assert jobs["generate"] == 10  # every audited model generates the new prompts
+    assert jobs["generate"] == 11  # every audited model generates the new prompts
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "ci.yaml", {"attacks.concept_inversion.steps": 7})))
-    assert jobs["attack_embeddings"] == 6 and "attack_prompts" not in jobs and "erase" not in jobs  # base + 5 weight methods
+    assert jobs["attack_embeddings"] == 7 and "attack_prompts" not in jobs and "erase" not in jobs  # base + 6 weight methods
 
 
 def test_bad_config_key_is_named(tmp_path):
@@ -205,4 +216,4 @@ def test_import_needs_a_path_per_concept_and_plans_its_audit(tmp_path):
     cfg["erasure"]["import"]["paths"] = {"zero": str(tmp_path / "esd.safetensors")}
     (tmp_path / "ok.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     jobs = planned_jobs(smk(tmp_path, "-n", "--configfile", str(tmp_path / "ok.yaml")))
-    assert jobs["erase"] == 2 and jobs["attack_embeddings"] == 3 and jobs["generate"] == 3  # esd-x and import; base, esd-x, import
+    assert jobs["erase"] == 2 and jobs["attack_embeddings"] == 4 and jobs["generate"] == 3  # esd-x and import; inversion on base, esd-x, import, and Diverse Inversion

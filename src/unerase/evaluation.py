@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from pathlib import Path
 
 import torch
@@ -23,6 +24,40 @@ def _classifier(path: str):
 @functools.lru_cache(maxsize=16)
 def file_sha256(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def label_probability(images: torch.Tensor, labels: torch.Tensor, classifier_path: str) -> torch.Tensor:
+    """Each image's concept score on the digits model: the evaluator's probability of its intended label."""
+    x = images.float() / 127.5 - 1
+    with torch.no_grad():
+        probs = _classifier(str(classifier_path))(x).softmax(1)
+    return probs.gather(1, labels.long()[:, None])[:, 0]
+
+
+_LEARNED_TOKEN = re.compile(r"<[^<>\s]+>(?:_\d+)*")
+
+
+def learned_token(prompt: str) -> str | None:
+    """The first learned token of a prompt ("<zero-diverse-inversion>_003"), None for plain text."""
+    match = _LEARNED_TOKEN.search(prompt)
+    return match.group(0) if match else None
+
+
+def scores_by_token(scores: torch.Tensor, prompts: list[str]) -> dict[str, float]:
+    """Mean score of the images of each learned token (over every template it was used in)."""
+    groups: dict[str, list[float]] = {}
+    for score, prompt in zip(scores.tolist(), prompts, strict=True):
+        token = learned_token(prompt)
+        if token is not None:
+            groups.setdefault(token, []).append(score)
+    return {token: sum(v) / len(v) for token, v in sorted(groups.items())}
+
+
+def erasure_score(name_score: float, embedding_scores: dict[str, float]) -> float:
+    """The Task-Vector paper's Erasure Score (§5.1): the highest concept score over the images of the
+    concept's name and of every Diverse-Inversion embedding. Each source's score is the mean over its
+    images (with one image per source, as in the paper, this is the maximum over images)."""
+    return max([name_score, *embedding_scores.values()])
 
 
 def classifier_accuracy(images: torch.Tensor, labels: torch.Tensor, classifier_path: str, min_confidence: float) -> dict:

@@ -37,10 +37,19 @@ def add_tokens(components: Components, token: str, vectors: torch.Tensor) -> str
 
 
 def load_learned_embeds(components: Components, path: str, as_token: str | None = None) -> str:
-    """Register the file's tokens; `as_token` renames them, so two files learned with one token name
-    (white-box and transfer embeddings) can be used by one model."""
+    """Register the file's token (K vectors); `as_token` renames it, so two files learned with one
+    token name (white-box and transfer embeddings) can be used by one model."""
     (token, vectors), = load_file(path).items()
     return add_tokens(components, as_token or token, vectors)
+
+
+def load_token_set(components: Components, path: str, as_token: str | None = None) -> list[str]:
+    """Register every token of a learned-embeddings file (one key per token, e.g. a Diverse-Inversion
+    set); returns each one's prompt text, in the file's key order. `as_token` renames them."""
+    state = load_file(path)
+    if len(state) == 1 or as_token is None:
+        return [add_tokens(components, as_token if len(state) == 1 and as_token else token, vectors) for token, vectors in sorted(state.items())]
+    return [add_tokens(components, f"{as_token}_{i:03d}", vectors) for i, (_, vectors) in enumerate(sorted(state.items()))]
 
 
 def init_vectors(components: Components, init_text: str, num_vectors: int) -> torch.Tensor:

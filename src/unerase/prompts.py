@@ -26,16 +26,20 @@ def sample_caption(rng: random.Random, templates: list[str], name: str, empty_pr
 
 
 def build_prompts(prompt_set: str, templates: list[str], concept_text: str, label: int, classes: dict[str, int],
-                  num_images: int, placeholder: str | None = None, attack_prompts: list[str] | None = None) -> tuple[list[str], list[int]]:
+                  num_images: int, placeholder: str | list[str] | None = None,
+                  attack_prompts: list[str] | None = None) -> tuple[list[str], list[int]]:
     """name: the concept's own name in every template; control: every other class; an attack's set:
-    its learned tokens (`placeholder`) in every template, or its found prompts (`attack_prompts`) in turn."""
+    its learned tokens (`placeholder`) in every template, or its found prompts (`attack_prompts`) in turn.
+    Several learned tokens (a Diverse-Inversion set) take turns: image i uses token i mod P in
+    template (i div P) mod T, so each token meets every template."""
     if prompt_set == "control":
         others = [name for name, lab in sorted(classes.items(), key=lambda kv: kv[1]) if lab != label]
         prompts, owners = balanced_prompts(templates, others, num_images)
         return prompts, [classes[o] for o in owners]
     if prompt_set == "name" or placeholder is not None:
-        text = concept_text if prompt_set == "name" else placeholder
-        return [templates[i % len(templates)].format(text) for i in range(num_images)], [label] * num_images
+        texts = [concept_text] if prompt_set == "name" else [placeholder] if isinstance(placeholder, str) else list(placeholder)
+        P = len(texts)
+        return [templates[(i // P) % len(templates)].format(texts[i % P]) for i in range(num_images)], [label] * num_images
     if attack_prompts:
         return [attack_prompts[i % len(attack_prompts)] for i in range(num_images)], [label] * num_images
     raise ValueError(f"prompt set '{prompt_set}': neither the name, the control set, nor an attack's tokens or prompts")

@@ -39,6 +39,8 @@ ATTACKS: dict[str, Attack] = {a.name: a for a in (
            needs=("concept_images",), source="Pham et al. 2024 (Circumventing Concept Erasure); NYU-DICE-Lab/circumventing-concept-erasure"),
     Attack("transfer", "Concept Inversion (transfer)", "black-box", "embeds", learned_on="base", reuses="inversion",
            source="M-ErasureBench: embeddings learned on the base model, used on the erased one"),
+    Attack("diverse-inversion", "Diverse Inversion", "black-box", "embeds", module="diverse_inversion", config="diverse_inversion",
+           learned_on="base", needs=("concept_images",), source="Pham et al. 2024 (Robust Concept Erasure Using Task Vectors), §4.1"),
     Attack("ring-a-bell", "Ring-A-Bell", "black-box", "prompts", module="ring_a_bell", config="ring_a_bell", learned_on="base",
            source="Tsai et al. 2024 (Ring-A-Bell); chiayi-hsu/Ring-A-Bell"),
 )}

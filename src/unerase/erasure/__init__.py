@@ -21,7 +21,7 @@ class Method:
     label: str                     # its column label in the paper-style table
     module: str                    # the submodule of unerase.erasure holding `erase(job)`
     config: str                    # its block under config["erasure"]
-    needs: tuple[str, ...] = ()    # extra inputs of its job: "concept_images", "finetuned", "classifier", "imported"
+    needs: tuple[str, ...] = ()    # extra inputs of its job: "concept_images", "finetuned", "classifier", "imported", "diverse_inversion"
     uses: tuple[str, ...] = ()     # other config keys its job reads, dotted ("sampling", "evaluation.images_per_cell"):
                                    # a change to one of them re-runs its jobs, a change elsewhere does not
     source: str = ""               # the paper / reference code it follows
@@ -40,6 +40,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("esd-all", "ESD-all", "esd", "esd", needs=("concept_images",), source=_ESD),
     Method("tv", "TV", "task_vector", "task_vector", needs=("finetuned", "classifier"), uses=("sampling", "evaluation.images_per_cell"),
            source="Pham et al. 2024 (Robust Concept Erasure Using Task Vectors)"),
+    Method("tv-es", "TV-ES", "task_vector", "task_vector", needs=("finetuned", "classifier", "diverse_inversion"),
+           uses=("sampling", "evaluation.images_per_cell"),
+           source="Pham et al. 2024, alpha by the Erasure Score over Diverse Inversion (section 4.2)"),
     Method("tv-pruned", "TV-pruned", "tv_pruned", "tv_pruned", needs=("finetuned", "classifier"),
            uses=("sampling", "evaluation.images_per_cell", "erasure.task_vector"), source="Pham et al. 2024, pruned task vectors"),
     Method("uce", "UCE", "uce", "uce", source="Gandikota et al. 2024; rohitgandikota/unified-concept-editing"),

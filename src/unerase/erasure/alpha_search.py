@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from ..evaluation import ACCURACY_TOLERANCE
 
-RULES = ("largest", "smallest")
+RULES = ("largest", "smallest")  # from the name and control images; "erasure-score": search_alpha_by_erasure_score
 
 
 def meets(result: dict, max_target: float, min_control: float) -> bool:
@@ -47,3 +47,20 @@ def search_alpha(score: Callable[[float], dict], alphas: list[float], max_target
             break
     alpha, why = choose_alpha(results, max_target, min_control, rule)
     return alpha, why, sorted(results, key=lambda r: r["alpha"])
+
+
+def search_alpha_by_erasure_score(score: Callable[[float], dict], alphas: list[float], max_erasure_score: float,
+                                  min_control: float) -> tuple[float, str, list[dict]]:
+    """The TV paper's choice (§4.2, Fig. 12): the smallest α whose Erasure Score is at most
+    `max_erasure_score` while the control classes stay at `min_control`; failing that, the lowest
+    Erasure Score keeping the control classes, else the lowest overall. Every α is scored (the
+    α / Erasure Score / control trade-off is the figure the paper reads). `score(α)` returns
+    {"target", "control", "erasure_score"}."""
+    tol = ACCURACY_TOLERANCE
+    results = [dict(alpha=a, **score(a)) for a in sorted(float(a) for a in alphas)]
+    ok = [r for r in results if r["erasure_score"] <= max_erasure_score + tol and r["control"] >= min_control - tol]
+    if ok:
+        return ok[0]["alpha"], f"smallest alpha with Erasure Score <= {max_erasure_score} keeping control", results
+    keep = [r for r in results if r["control"] >= min_control - tol] or results
+    best = min(keep, key=lambda r: (r["erasure_score"], r["alpha"]))
+    return best["alpha"], "no alpha met both: lowest Erasure Score" + (" keeping control" if keep is not results else ""), results

@@ -10,12 +10,13 @@ from ..atomic import read_json
 from ..checkpoint import Checkpointer, rng_state, set_rng_state
 from ..components import Components, load_components
 from ..diffusion import LatentBank, denoising_loss
-from ..evaluation import classifier_accuracy
+from ..evaluation import classifier_accuracy, erasure_score, label_probability, scores_by_token
+from ..inversion import load_token_set
 from ..progress import Progress, log
 from ..prompts import build_prompts
 from ..sampling import generate
 from ..text import encode
-from .alpha_search import search_alpha
+from .alpha_search import search_alpha, search_alpha_by_erasure_score
 from .job import ErasureJob, ErasureResult
 
 
@@ -59,7 +60,9 @@ def negate(base: dict[str, torch.Tensor], tau: dict[str, torch.Tensor], alpha: f
 
 
 def erase(job: ErasureJob) -> ErasureResult:
-    """The registry's entry point (config block `erasure.task_vector`)."""
+    """The registry's entry point (config block `erasure.task_vector`): `tv` picks α by its
+    `alpha_rule` from the name and control images, `tv-es` by the Erasure Score over the
+    Diverse-Inversion set (input "diverse_inversion")."""
     return negate_at_searched_alpha(job, job.settings)
 
 
@@ -79,21 +82,35 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
     sampler = job.model if sampling["precision"] == "float32" else load_components(
         read_json(job.manifest)["path"], job.model.device, getattr(torch, sampling["precision"]))
     sets = {p: build_prompts(p, job.templates, job.concept_text, job.label, job.classes, num_images, None) for p in ("name", "control")}
+    by_es = "diverse_inversion" in job.inputs
+    if by_es:  # the Diverse-Inversion tokens in every template, as the generation jobs draw them
+        tokens = load_token_set(sampler, job.inputs["diverse_inversion"], as_token=f"<{job.concept_text.replace(' ', '_')}-diverse-inversion>")
+        sets["diverse"] = build_prompts("diverse-inversion", job.templates, job.concept_text, job.label, job.classes, num_images, tokens)
     seeds = [job.seed + i for i in range(num_images)]  # the generation jobs' seeds: the chosen α's cells repeat these images
+    classifier = job.inputs["classifier"]
 
     def score(alpha: float) -> dict:
         sampler.unet.load_state_dict(negate(base, tau, alpha), strict=False)
-        out = {}
-        for prompt_set, key in (("name", "target"), ("control", "control")):
+        out, probability = {}, {}
+        for prompt_set, key in (("name", "target"), ("control", "control")) + ((("diverse", "diverse"),) if by_es else ()):
             prompts, labels = sets[prompt_set]
             x = generate(sampler, prompts, seeds, sampling["guidance_scale"], sampling["num_steps"], sampling["batch_size"])
-            out[key] = classifier_accuracy(x, torch.tensor(labels), job.inputs["classifier"], min_confidence=0.0)["accuracy"]
-        log.info("task vector alpha %g: concept %.2f, other classes %.2f", alpha, out["target"], out["control"])
+            out[key] = classifier_accuracy(x, torch.tensor(labels), classifier, min_confidence=0.0)["accuracy"]
+            probability[prompt_set] = (label_probability(x, torch.tensor(labels), classifier), prompts)
+        if by_es:
+            name_score = float(probability["name"][0].mean())
+            out["erasure_score"] = erasure_score(name_score, scores_by_token(*probability["diverse"]))
+        log.info("task vector alpha %g: %s", alpha, ", ".join(f"{k} {v:.3f}" for k, v in out.items()))
         return out
 
-    alpha, why, results = search_alpha(score, s["alphas"], s["max_target_accuracy"], s["min_control_accuracy"], s["alpha_rule"])
+    if by_es:
+        rule = "erasure-score"
+        alpha, why, results = search_alpha_by_erasure_score(score, s["alphas"], s["max_erasure_score"], s["min_control_accuracy"])
+    else:
+        rule = s["alpha_rule"]
+        alpha, why, results = search_alpha(score, s["alphas"], s["max_target_accuracy"], s["min_control_accuracy"], rule)
     log.info("task vector: chose alpha %g (%s) from %s", alpha, why, results)
     unet.load_state_dict(negate(base, tau, alpha), strict=False)
-    return ErasureResult(sorted(tau), dict(alpha=alpha, reason=why, rule=s["alpha_rule"], candidates=results,
+    return ErasureResult(sorted(tau), dict(alpha=alpha, reason=why, rule=rule, candidates=results, max_erasure_score=s["max_erasure_score"],
                                            grid=[float(a) for a in s["alphas"]], max_target_accuracy=s["max_target_accuracy"],
                                            min_control_accuracy=s["min_control_accuracy"]))

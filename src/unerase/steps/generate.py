@@ -6,7 +6,7 @@ import copy
 from ..components import load_unet_patch
 from ..images_io import save_grid, save_image_set
 from ..atomic import read_json
-from ..inversion import load_learned_embeds
+from ..inversion import load_token_set
 from ..progress import log as logger
 from ..prompts import build_prompts
 from ..sampling import generate
@@ -37,7 +37,7 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
                 attack_prompts = read_json(path)["prompts"]
             else:
                 if path not in placeholders:
-                    placeholders[path] = load_learned_embeds(model, path, as_token=f"<{concept_text.replace(' ', '_')}-{prompt_set}>")
+                    placeholders[path] = load_token_set(model, path, as_token=f"<{concept_text.replace(' ', '_')}-{prompt_set}>")
                 placeholder = placeholders[path]
         prompts, labels = build_prompts(prompt_set, templates, concept_text, label, classes, num_images, placeholder, attack_prompts)
         key = tuple(prompts)

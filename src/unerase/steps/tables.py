@@ -1,17 +1,38 @@
 """Table step: gather every metric file into the long CSV and the paper-style Markdown table."""
 from __future__ import annotations
 
+import pandas as pd
+
 from ..atomic import atomic_path, read_json
+from ..evaluation import erasure_score
 from ..progress import setup_logging
 from ..tables import attacks_table, long_table, paper_table, to_markdown
 
 
-def run(*, metrics, long_csv, paper_md, attacks_md, methods, method_labels, prompt_sets, attacks, threads=1, log=None):
+def erasure_scores(metrics: list[dict], diverse_set: str = "diverse-inversion") -> pd.DataFrame:
+    """Per (concept, model): the Erasure Score over its name cell and its Diverse-Inversion cell."""
+    cells = {(m["concept"], m["model"], m["prompt_set"]): m for m in metrics}
+    rows = []
+    for (concept, model, prompt_set), name in cells.items():
+        diverse = cells.get((concept, model, diverse_set))
+        if prompt_set != "name" or diverse is None:
+            continue
+        by_token = diverse.get("label_probability_by_token", {})
+        best = max(by_token, key=by_token.get) if by_token else None
+        rows.append(dict(concept=concept, model=model, erasure_score=erasure_score(name["mean_label_probability"], by_token),
+                         name_score=name["mean_label_probability"], best_embedding=best,
+                         best_embedding_score=by_token.get(best, float("nan")), embeddings=len(by_token)))
+    return pd.DataFrame(rows, columns=["concept", "model", "erasure_score", "name_score", "best_embedding", "best_embedding_score",
+                                       "embeddings"])
+
+
+def run(*, metrics, long_csv, paper_md, attacks_md, erasure_score_csv, methods, method_labels, prompt_sets, attacks, threads=1, log=None):
     """`attacks`: prompt set -> {label, access} of each attack in the audit."""
     setup_logging(log)
-    records = []
+    records, cells = [], []
     for path in metrics:
         m = read_json(path)
+        cells.append(m)
         attack = attacks.get(m["prompt_set"], {})
         records.append(dict(concept=m["concept"], model=m["model"], prompt_set=m["prompt_set"], attack=attack.get("label", ""),
                             access=attack.get("access", ""), accuracy=m["accuracy"],
@@ -28,9 +49,18 @@ def run(*, metrics, long_csv, paper_md, attacks_md, methods, method_labels, prom
     with atomic_path(paper_md) as tmp:
         tmp.write_text(header + to_markdown(wide))
     headers = {s: f"{a['label']} ({a['access']})" for s, a in attacks.items()} | {"name": "name", "control": "control"}
+    es = erasure_scores(cells)
+    with atomic_path(erasure_score_csv) as tmp:
+        es.sort_values(["concept", "model"]).to_csv(tmp, index=False)
+    if len(es):  # the Erasure Score as one more column of the attacks table (a probability, in %)
+        df = pd.concat([df, es.assign(prompt_set="erasure-score", accuracy=es["erasure_score"])[["concept", "model", "prompt_set", "accuracy"]]])
+        prompt_sets = [*prompt_sets, "erasure-score"]
+        headers["erasure-score"] = "Erasure Score"
     by_attack = attacks_table(df, methods, prompt_sets, headers, method_labels)
     with atomic_path(attacks_md) as tmp:
         tmp.write_text(f"Accuracy (%) of the evaluator ({ev['evaluator']}, sha256 {ev['evaluator_sha256']}) per prompt set: "
                        f"each cell is concept by concept ({' / '.join(df['concept'].unique())}) = their mean. White-box attacks are "
-                       "learned on the audited model's weights, black-box ones without it (on the base model).\n\n"
+                       "learned on the audited model's weights, black-box ones without it (on the base model). Erasure Score (TV "
+                       "paper): the highest mean concept probability (%) over the name's images and each Diverse-Inversion "
+                       "embedding's.\n\n"
                        + to_markdown(by_attack))
