@@ -163,13 +163,16 @@ def main(argv=None) -> None:
     p.add_argument("--wall", type=float, required=True, help="the run's wall seconds")
     p.add_argument("--concepts", type=int, default=3)
     p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--prompt-sets", type=int, default=3, help="prompt sets per model: the name, each attack, the control")
     p = sub.add_parser("table")
     p.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
     if args.cmd == "run":
         run(args)
     elif args.cmd == "summarize":
-        write(summarize(Path(args.results_dir), args.label, args.wall, args.concepts, args.cores))
+        summary = summarize(Path(args.results_dir), args.label, args.wall, args.concepts, args.cores)
+        summary["prompt_sets"] = args.prompt_sets
+        write(summary)
     else:
         print(markdown([json.loads(Path(f).read_text()) for f in args.files]))
 

@@ -1,6 +1,6 @@
 # Attacks (the registry in unerase.attacks): each learns an input that may bring the concept back —
 # embeddings for new tokens or hard prompts — on the model named by {model} (the audited weights for a
-# white-box attack, "base" for a black-box one), written to results/attacks/{concept}/{model}/{attack}/
+# white-box attack, or the whole stack when it learns through an SLD guard; "base" for a black-box one), written to results/attacks/{concept}/{model}/{attack}/
 # with attack.json, what it was run with. Two generic rules, one per kind of artefact.
 
 
@@ -13,7 +13,6 @@ rule attack_embeddings:
         record="results/attacks/{concept}/{model}/{attack}/attack.json",
     wildcard_constraints:
         attack=attack_names("embeds"),
-        model=WEIGHTS_MODELS,
     log:
         log_path("attack", "{attack}", "{concept}", "{model}"),
     benchmark:
@@ -38,7 +37,6 @@ rule attack_prompts:
         record="results/attacks/{concept}/{model}/{attack}/attack.json",
     wildcard_constraints:
         attack=attack_names("prompts"),
-        model=WEIGHTS_MODELS,
     log:
         log_path("attack", "{attack}", "{concept}", "{model}"),
     benchmark:

@@ -76,10 +76,6 @@ wildcard_constraints:
     attack="|".join(re.escape(a) for a in ATTACKS),
 
 
-# Models an attack is learned on: the base and the weight methods (a guard leaves the weights alone).
-WEIGHTS_MODELS = "base|" + "|".join(re.escape(m) for m, spec in ERASURE_METHODS.items() if not spec.is_guard)
-
-
 def attack_names(artefact):
     """Regex of the attacks that run a job of their own and write this kind of artefact."""
     return "|".join(re.escape(a) for a, spec in ATTACKS.items() if spec.module and spec.artefact == artefact)
@@ -119,12 +115,27 @@ def unet_patch(wildcards):
     return {"unet_patch": f"results/erased/{wildcards.concept}/{weights}/unet_patch.safetensors"}
 
 
+THROUGH_SLD = config["attacks"]["concept_inversion"]["through_sld"]
+
+
+def attacked_model(model):
+    """The model a white-box attack on `model` is learned on. A guard leaves the weights alone, so the
+    attack is learned on the stack's weights (the base for a guard alone) and then sampled under the
+    guard (CCE's attack on Negative Prompt); with `through_sld`, a stack with an SLD guard is attacked
+    through the guard itself (CCE's Algorithm 2), so it is learned on the whole stack."""
+    if model != "base" and THROUGH_SLD and any(g.config == "sld" for g in parse_stack(model)[1]):
+        return model
+    return weight_part(model) or "base"
+
+
+def through_guard(model):
+    """Whether attacks learned on `model` go through its guards (an SLD stack with `through_sld`)."""
+    return model != (weight_part(model) or "base") and attacked_model(model) == model
+
+
 def attack_artefacts(wildcards):
-    """The artefact of each attack of the audit, in ATTACKS_RUN's order, as used on model `wildcards.model`.
-    A guard leaves the weights alone, so a white-box attack is learned on the stack's weights (the base
-    for a guard alone) and then sampled under the guard (CCE's attack on Negative Prompt)."""
-    weights = weight_part(wildcards.model) or "base"
-    return [artefact_path(wildcards.concept, weights, a) for a in ATTACKS_RUN]
+    """The artefact of each attack of the audit, in ATTACKS_RUN's order, as used on model `wildcards.model`."""
+    return [artefact_path(wildcards.concept, attacked_model(wildcards.model), a) for a in ATTACKS_RUN]
 
 
 # Where each input an attack may declare (`needs` in the registry) comes from, per concept.
@@ -148,6 +159,9 @@ ATTACK_PARAMS = {
     "templates": config["prompts"]["templates"],
     "seed": config["seed"],
     "checkpoint": checkpoint_path("attack", "{attack}", "{concept}", "{model}"),
+    # only where the attack learns through a guard (SLD), so sampling changes re-run nothing else
+    "guards": lambda wc: sampling_options(wc) if through_guard(wc.model) else {},
+    "sampling": lambda wc: config["sampling"] if through_guard(wc.model) else {},
 }
 
 

@@ -245,3 +245,42 @@ def test_diverse_inversion_on_the_sd_layout_writes_its_kept_set_and_similarities
     assert sum(record["histogram"]["pairwise"]) == 4 * 3
     texts = load_token_set(load_components(str(sd_layout_dir)), str(tmp_path / "di.safetensors"), as_token="<zero-di>")
     assert texts == [f"<zero-di>_{i:03d}" for i in range(len(kept))]
+
+
+def test_the_sld_unrolled_inversion_objective_differentiates_through_the_guard(tiny_pipeline_dir, monkeypatch):
+    from unerase.attacks import sld_inversion
+    from unerase.components import load_components
+    from unerase.text import encode
+
+    model = load_components(str(tiny_pipeline_dir))
+    latents = torch.randn(2, *model.latent_shape, generator=torch.Generator().manual_seed(0))
+    leaf = encode(model.tokenizer, model.text_encoder, ["the digit seven", "seven"]).detach()
+    monkeypatch.setitem(sld_inversion.SLD_PRESETS, "off", (0.0, 0, 0.0, 0.0, 0.0))  # no safety term: plain CFG
+
+    def gradient(preset, safety="zero"):
+        context = leaf.clone().requires_grad_(True)
+        obj = sld_inversion.SldUnrolledObjective(model, preset=preset, safety_concept=safety, named_prompts=["the digit zero", "zero"],
+                                                 guidance_scale=3.0, unroll=3, window=75)
+        obj(latents, context, [0, 1], torch.Generator().manual_seed(1)).backward()
+        return context.grad
+
+    with_guard, without = gradient("max"), gradient("off")
+    assert with_guard.abs().sum() > 0 and without.abs().sum() > 0
+    assert not torch.allclose(with_guard, without)  # SLD's term is inside the graph the tokens are trained through
+    assert not torch.allclose(with_guard, gradient("max", safety="three"))  # and it is the safety concept's
+    # no SLD guard, or through_sld off: the plain denoising objective
+    settings = dict(through_sld=True, sld_unroll=2, sld_window=75)
+    assert sld_inversion.objective_for(model, {}, ["{}"], "zero", settings, {"guidance_scale": 3.0}) is None
+    assert sld_inversion.objective_for(model, {"safety": {"preset": "max", "concept": "zero"}}, ["{}"], "zero",
+                                       dict(settings, through_sld=False), {"guidance_scale": 3.0}) is None
+
+
+def test_concept_inversion_through_sld_on_the_sd_layout(sd_layout_dir, tmp_path):
+    from unerase.images_io import save_image_set
+
+    images = torch.randint(0, 256, (4, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    save_image_set(tmp_path / "ci.safetensors", images, [0] * 4, ["zero"] * 4)
+    settings = dict(num_vectors=1, init_text="digit", lr=1e-2, batch_size=2, steps=2, through_sld=True, sld_unroll=2, sld_window=75)
+    record = _attack(sd_layout_dir, tmp_path, "inversion", settings, "emb.safetensors", concept_images=str(tmp_path / "ci.safetensors"),
+                     guards={"safety": {"preset": "medium", "concept": "zero"}}, sampling={"guidance_scale": 3.0})
+    assert record["objective"] == dict(kind="sld-unrolled", preset="medium", g=3.0, unroll=2, window=75)

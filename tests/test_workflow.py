@@ -80,7 +80,8 @@ def test_whole_dag_writes_tables_and_logs(workdir):
         in (workdir / "results/tables/attacks.md").read_text()
     # a guard is attacked with the embeddings of the weights it guards: the base model's, or ESD-x's in a stack
     attacked = {p.parent.parent.name for p in (workdir / "results/attacks/zero").glob("*/*/attack.json")}
-    assert attacked == {"base", "esd-x", "tv", "tv-es", "tv-pruned", "uce", "ac"}
+    assert attacked == {"base", "esd-x", "tv", "tv-es", "tv-pruned", "uce", "ac", "sld-max"}  # through_sld: SLD's own inversion
+    assert json.loads((workdir / "results/attacks/zero/sld-max/inversion/attack.json").read_text())["objective"]["kind"] == "sld-unrolled"
     # the black-box attacks are learned once, on the base; on the base, the transfer is the white-box inversion itself
     assert [p.parent.name for p in (workdir / "results/attacks/zero").glob("*/ring-a-bell")] == ["base"]
     assert [p.parent.name for p in (workdir / "results/attacks/zero").glob("*/diverse-inversion")] == ["base"]
@@ -141,7 +142,7 @@ def test_an_attack_change_reruns_only_that_attacks_jobs(workdir):
     assert jobs.get("attack_prompts") == 1 and "attack_embeddings" not in jobs and "erase" not in jobs  # once per concept, on the base
     assert jobs["generate"] == 11  # every audited model generates the new prompts
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "ci.yaml", {"attacks.concept_inversion.steps": 7})))
-    assert jobs["attack_embeddings"] == 7 and "attack_prompts" not in jobs and "erase" not in jobs  # base + 6 weight methods
+    assert jobs["attack_embeddings"] == 8 and "attack_prompts" not in jobs and "erase" not in jobs  # base, 6 weight methods, sld-max
 
 
 def test_bad_config_key_is_named(tmp_path):

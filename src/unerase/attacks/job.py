@@ -18,6 +18,8 @@ class AttackJob:
     artefact: str                # the output the attack writes (embeddings or prompts)
     inputs: dict[str, str] = field(default_factory=dict)   # the extra inputs it declared (paths)
     checkpoint: str | None = None                          # resumable state, outside the job's outputs
+    guards: dict = field(default_factory=dict)             # the sampler options of the stack's guards an attack goes through
+    sampling: dict = field(default_factory=dict)           # config["sampling"] when the attack unrolls the sampler (SLD)
 
     @property
     def token(self) -> str:

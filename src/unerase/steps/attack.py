@@ -11,15 +11,17 @@ from ._shared import load_model, start
 
 
 def run(*, manifest, artefact, record, attack, settings, concept_text, label, templates, seed, checkpoint, learned_on,
-        unet_patch=None, threads=1, log=None, **inputs):
-    """`inputs`: the extra named inputs the attack declares in the registry (`needs`)."""
+        guards=None, sampling=None, unet_patch=None, threads=1, log=None, **inputs):
+    """`inputs`: the extra named inputs the attack declares in the registry (`needs`). `guards`: the
+    sampler options of the stack's guards the attack learns through (an SLD guard), with `sampling`."""
     device = start(threads, log)
     spec = attacks.get(attack)
     missing = sorted(set(spec.needs) - set(inputs))
     if missing:
         raise ValueError(f"attack {attack}: the rule did not pass the inputs {missing} that the attack declares")
     job = AttackJob(model=load_model(manifest, device, unet_patch), attack=attack, settings=dict(settings), concept_text=concept_text,
-                    label=label, templates=list(templates), seed=seed, artefact=artefact, inputs=inputs, checkpoint=checkpoint)
+                    label=label, templates=list(templates), seed=seed, artefact=artefact, inputs=inputs, checkpoint=checkpoint,
+                    guards=dict(guards or {}), sampling=dict(sampling or {}))
     t0 = time.perf_counter()
     info = attacks.implementation(attack).run(job)
     write_json(record, dict(attack=attack, label=spec.label, access=spec.access, source=spec.source, concept=concept_text,
