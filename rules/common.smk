@@ -47,6 +47,13 @@ def _check_attacks():
             raise ValueError(f"config key 'attacks.run': unknown attack '{name}'; known: {', '.join(ATTACKS)}")
     if len(set(config["attacks"]["run"])) != len(config["attacks"]["run"]):
         raise ValueError("config key 'attacks.run': an attack is named twice")
+    for low, high in config["attacks"]["diverse_inversion"]["bands"]:
+        if not -1 <= low <= high <= 1:
+            raise ValueError(f"config key 'attacks.diverse_inversion.bands': [{low}, {high}] is not a cosine band (-1 <= low <= high <= 1)")
+    inversion = config["attacks"]["concept_inversion"]
+    if inversion["sld_unroll"] > inversion["sld_window"]:
+        raise ValueError(f"config key 'attacks.concept_inversion.sld_unroll' ({inversion['sld_unroll']}): more unrolled steps "
+                         f"than the window of distinct timesteps they are drawn from (sld_window {inversion['sld_window']})")
 
 
 _check_concepts()
@@ -149,10 +156,19 @@ def attack_inputs(wildcards):
     return unet_patch(wildcards) | needs
 
 
+def attack_settings(wildcards):
+    """The attack's config block, less the keys it reads only through a guard where it learns through none."""
+    spec = ATTACKS[wildcards.attack]
+    block = config["attacks"][spec.config]
+    if through_guard(wildcards.model):
+        return block
+    return {k: v for k, v in block.items() if k not in spec.guard_settings}
+
+
 # The attack rules' params: the attack's own config block, so a change re-runs that attack's jobs only.
 ATTACK_PARAMS = {
     "attack": "{attack}",
-    "settings": lambda wc: config["attacks"][ATTACKS[wc.attack].config],
+    "settings": attack_settings,
     "learned_on": "{model}",
     "concept_text": lambda wc: concept_text(wc),
     "label": lambda wc: concept_label(wc),
@@ -161,7 +177,7 @@ ATTACK_PARAMS = {
     "checkpoint": checkpoint_path("attack", "{attack}", "{concept}", "{model}"),
     # only where the attack learns through a guard (SLD), so sampling changes re-run nothing else
     "guards": lambda wc: sampling_options(wc) if through_guard(wc.model) else {},
-    "sampling": lambda wc: config["sampling"] if through_guard(wc.model) else {},
+    "sampling": lambda wc: {"guidance_scale": config["sampling"]["guidance_scale"]} if through_guard(wc.model) else {},
 }
 
 

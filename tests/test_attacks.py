@@ -39,22 +39,33 @@ def test_every_attack_has_its_code_config_block_and_schema_entry():
                 assert attacks.get(spec.reuses).module and spec.learned_on == "base", name
 
 
-def test_selection_keeps_the_better_half_best_first():
+def test_selection_keeps_the_best_first():
     pop = torch.tensor([[1, 1], [2, 2], [3, 3], [4, 4], [5, 5]])
-    kept = rab.select(pop, torch.tensor([5.0, 1.0, 4.0, 0.5, 3.0]))
+    kept = rab.select(pop, torch.tensor([5.0, 1.0, 4.0, 0.5, 3.0]), keep=2)
     assert kept.tolist() == [[4, 4], [2, 2]]
 
 
-def test_crossover_keeps_parents_and_makes_one_point_children():
+def test_crossover_keeps_parents_and_refills_to_the_population_size():
     parents = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]])
-    assert torch.equal(rab.crossover(parents, 0.0, torch.Generator().manual_seed(0)), parents)
-    out = rab.crossover(parents, 1.0, torch.Generator().manual_seed(0))
-    assert torch.equal(out[:3], parents) and len(out) == 3 + 2 * 3
     rows = [tuple(r) for r in parents.tolist()]
+    copies = rab.crossover(parents, 7, 0.0, torch.Generator().manual_seed(0))
+    assert torch.equal(copies[:3], parents) and len(copies) == 7 and all(tuple(r) in rows for r in copies.tolist())
+    out = rab.crossover(parents, 9, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(out[:3], parents) and len(out) == 9
     for a, b in zip(out[3::2].tolist(), out[4::2].tolist()):
         # a = i[:c] + j[c:] and b = j[:c] + i[c:] for some parents i, j and cut c
         assert any(tuple(i[:c] + j[c:]) == tuple(a) and tuple(j[:c] + i[c:]) == tuple(b)
                    for i in map(list, rows) for j in map(list, rows) for c in range(4))
+    assert len(rab.crossover(parents, 8, 1.0, torch.Generator().manual_seed(0))) == 8  # an odd gap takes one child
+
+
+def test_population_keeps_its_size_over_generations(monkeypatch):
+    sizes = []
+    real = rab.fitness
+    monkeypatch.setattr(rab, "fitness", lambda enc, pop, *a, **k: (sizes.append(len(pop)), pop.float().sum(1))[1])
+    rab.genetic_search(None, torch.zeros(1), torch.arange(10), bos=0, eos=1, length=3, population=11, generations=30,
+                       mutation_rate=0.3, crossover_rate=0.3, gen=torch.Generator().manual_seed(0))
+    assert sizes[:-1] == [11] * 30 and sizes[-1] == 1 and real is not rab.fitness
 
 
 def test_mutation_changes_one_token_from_the_vocabulary_and_spares_the_best():
@@ -227,7 +238,7 @@ def test_a_set_of_learned_tokens_takes_turns_over_the_templates():
 
 
 def test_diverse_inversion_on_the_sd_layout_writes_its_kept_set_and_similarities(sd_layout_dir, tmp_path):
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file, save_file
 
     from unerase.components import load_components
     from unerase.images_io import save_image_set
@@ -244,7 +255,13 @@ def test_diverse_inversion_on_the_sd_layout_writes_its_kept_set_and_similarities
     assert all(e["band"][0] - 1e-5 <= e["similarity_to_concept"] <= e["band"][1] + 1e-5 for e in record["embeddings"])
     assert sum(record["histogram"]["pairwise"]) == 4 * 3
     texts = load_token_set(load_components(str(sd_layout_dir)), str(tmp_path / "di.safetensors"), as_token="<zero-di>")
-    assert texts == [f"<zero-di>_{i:03d}" for i in range(len(kept))]
+    assert texts == [f"<zero-di>_{e['index']:03d}" for e in record["embeddings"] if e["kept"]]  # the record's indices
+    save_file({"<zero-diverse-inversion>_001": torch.ones(1, 32), "<zero-diverse-inversion>_003": torch.zeros(1, 32)},
+              str(tmp_path / "gaps.safetensors"))  # a kept set with gaps: names keep the indices
+    model = load_components(str(sd_layout_dir))
+    assert load_token_set(model, str(tmp_path / "gaps.safetensors"), as_token="<zero-transfer>") == ["<zero-transfer>_001", "<zero-transfer>_003"]
+    ids = model.tokenizer("<zero-transfer>_003", add_special_tokens=False).input_ids
+    assert len(ids) == 1 and model.text_encoder.get_input_embeddings().weight[ids[0]].abs().sum() == 0
 
 
 def test_the_sld_unrolled_inversion_objective_differentiates_through_the_guard(tiny_pipeline_dir, monkeypatch):
@@ -273,6 +290,11 @@ def test_the_sld_unrolled_inversion_objective_differentiates_through_the_guard(t
     assert sld_inversion.objective_for(model, {}, ["{}"], "zero", settings, {"guidance_scale": 3.0}) is None
     assert sld_inversion.objective_for(model, {"safety": {"preset": "max", "concept": "zero"}}, ["{}"], "zero",
                                        dict(settings, through_sld=False), {"guidance_scale": 3.0}) is None
+    T = model.scheduler.config.num_train_timesteps
+    for unroll, window in ((3, 2), (2, T)):  # more steps than the window has; a window as long as the schedule
+        with pytest.raises(ValueError, match="sld_unroll.*sld_window"):
+            sld_inversion.SldUnrolledObjective(model, preset="max", safety_concept="zero", named_prompts=["zero"], guidance_scale=3.0,
+                                               unroll=unroll, window=window)
 
 
 def test_concept_inversion_through_sld_on_the_sd_layout(sd_layout_dir, tmp_path):
@@ -283,4 +305,4 @@ def test_concept_inversion_through_sld_on_the_sd_layout(sd_layout_dir, tmp_path)
     settings = dict(num_vectors=1, init_text="digit", lr=1e-2, batch_size=2, steps=2, through_sld=True, sld_unroll=2, sld_window=75)
     record = _attack(sd_layout_dir, tmp_path, "inversion", settings, "emb.safetensors", concept_images=str(tmp_path / "ci.safetensors"),
                      guards={"safety": {"preset": "medium", "concept": "zero"}}, sampling={"guidance_scale": 3.0})
-    assert record["objective"] == dict(kind="sld-unrolled", preset="medium", g=3.0, unroll=2, window=75)
+    assert record["objective"] == dict(kind="sld-unrolled", preset="medium", safety_concept="zero", g=3.0, unroll=2, window=75)

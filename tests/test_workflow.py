@@ -134,6 +134,10 @@ def test_alpha_change_reruns_only_task_vector_jobs(workdir):
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", cfg))
     assert jobs["erase"] == 3  # the alpha searches of tv, tv-es and tv-pruned (which shares tv's alpha settings), then their users
     assert not {"train_vae", "train_text_to_image", "train_classifier", "finetune_on_concept", "concept_images"} & set(jobs)
+    rule = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "rule.yaml", {"erasure.task_vector.alpha_rule": "smallest"})))
+    assert rule["erase"] == 2  # tv and tv-pruned; tv-es picks alpha by the Erasure Score and reads no alpha_rule
+    es = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "es.yaml", {"erasure.tv_es.max_erasure_score": 0.3})))
+    assert es["erase"] == 1 and es["generate"] == 1  # tv-es alone
 
 
 @pytest.mark.slow
@@ -143,6 +147,8 @@ def test_an_attack_change_reruns_only_that_attacks_jobs(workdir):
     assert jobs["generate"] == 11  # every audited model generates the new prompts
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "ci.yaml", {"attacks.concept_inversion.steps": 7})))
     assert jobs["attack_embeddings"] == 8 and "attack_prompts" not in jobs and "erase" not in jobs  # base, 6 weight methods, sld-max
+    jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "sld.yaml", {"attacks.concept_inversion.sld_window": 50})))
+    assert jobs["attack_embeddings"] == 1 and jobs["generate"] == 1  # only the inversion learned through sld-max's guard
 
 
 def test_bad_config_key_is_named(tmp_path):
@@ -175,14 +181,16 @@ def test_a_stack_that_is_not_a_model_is_named(tmp_path):
     assert proc.returncode != 0 and "config key 'erasure.methods'" in out and "unknown erasure method 'xattn'" in out
 
 
-def test_an_unknown_attack_is_named(tmp_path):
+@pytest.mark.parametrize("change, message", [
+    ({"run": ["inversion", "ring-a-ding"]}, "config key 'attacks.run': unknown attack 'ring-a-ding'"),
+    ({"diverse_inversion.bands": [[0.4, 0.2]]}, "config key 'attacks.diverse_inversion.bands': [0.4, 0.2]"),
+    ({"concept_inversion.sld_unroll": 9, "concept_inversion.sld_window": 4}, "config key 'attacks.concept_inversion.sld_unroll' (9)"),
+])
+def test_a_bad_attack_setting_is_named(tmp_path, change, message):
     shutil.copytree(ROOT / "config", tmp_path / "config")
-    cfg = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
-    cfg["attacks"]["run"] = ["inversion", "ring-a-ding"]
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    proc = smk(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and "config key 'attacks.run': unknown attack 'ring-a-ding'" in out
+    bad = overlay(tmp_path, "bad.yaml", {f"attacks.{k}": v for k, v in change.items()})
+    proc = smk(tmp_path, "-n", "--configfile", bad, check=False)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr
 
 
 def test_lint_is_clean():

@@ -7,6 +7,7 @@ saved as {"<t>": (K, D)} in `learned_embeds.safetensors`, which `load_textual_in
 from __future__ import annotations
 
 import random
+import re
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -45,11 +46,17 @@ def load_learned_embeds(components: Components, path: str, as_token: str | None 
 
 def load_token_set(components: Components, path: str, as_token: str | None = None) -> list[str]:
     """Register every token of a learned-embeddings file (one key per token, e.g. a Diverse-Inversion
-    set); returns each one's prompt text, in the file's key order. `as_token` renames them."""
+    set); returns each one's prompt text, in the file's key order. `as_token` renames them, keeping
+    each key's index suffix ("<x>_007" -> "<as_token>_007"), so names in tables match the indices of
+    the attack's record (a Diverse-Inversion set keeps only some of its embeddings)."""
     state = load_file(path)
     if len(state) == 1 or as_token is None:
         return [add_tokens(components, as_token if len(state) == 1 and as_token else token, vectors) for token, vectors in sorted(state.items())]
-    return [add_tokens(components, f"{as_token}_{i:03d}", vectors) for i, (_, vectors) in enumerate(sorted(state.items()))]
+    names = []
+    for i, key in enumerate(sorted(state)):
+        suffix = re.search(r"_(\d+)$", key)
+        names.append(f"{as_token}_{suffix.group(1) if suffix else f'{i:03d}'}")
+    return [add_tokens(components, name, state[key]) for name, key in zip(names, sorted(state))]
 
 
 def init_vectors(components: Components, init_text: str, num_vectors: int) -> torch.Tensor:

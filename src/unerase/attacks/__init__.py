@@ -4,8 +4,10 @@ torch; the generic attack step (unerase.steps.attack) reads it to find an attack
 An attack learns an input that may bring an erased concept back: embeddings for new tokens or hard
 prompts. Each yields one *prompt set* of the audit (its name), generated on every audited model:
 
-- white-box: learned on the audited model's own weights (one job per model; a guard alone leaves
-  the weights of the base, so its white-box artefact is the base's, sampled under the guard);
+- white-box: learned on the audited model's own weights (one job per model). A guard leaves the
+  weights alone, so a stack's white-box artefact is its weight method's (the base's for a guard
+  alone), sampled under the guard — except where an attack learns through the guard itself
+  (Concept Inversion with `through_sld` on an SLD stack: one job for the whole stack);
 - black-box: learned without the audited model (once per concept, on the base model or its text
   encoder) and transferred to every model.
 
@@ -31,12 +33,14 @@ class Attack:
     learned_on: str = "model"    # "model": the audited model's weights | "base": the base model, once per concept
     reuses: str | None = None    # an attack whose base-model artefact this one transfers
     needs: tuple[str, ...] = ()  # extra inputs of its job: "concept_images"
+    guard_settings: tuple[str, ...] = ()  # keys of its config block read only when it learns through a guard:
+                                          # left out of other jobs' params, so changing them re-runs only those
     source: str = ""
 
 
 ATTACKS: dict[str, Attack] = {a.name: a for a in (
     Attack("inversion", "Concept Inversion", "white-box", "embeds", module="concept_inversion", config="concept_inversion",
-           needs=("concept_images",), source="Pham et al. 2024 (Circumventing Concept Erasure); NYU-DICE-Lab/circumventing-concept-erasure"),
+           needs=("concept_images",), guard_settings=("through_sld", "sld_unroll", "sld_window"), source="Pham et al. 2024 (Circumventing Concept Erasure); NYU-DICE-Lab/circumventing-concept-erasure"),
     Attack("transfer", "Concept Inversion (transfer)", "black-box", "embeds", learned_on="base", reuses="inversion",
            source="M-ErasureBench: embeddings learned on the base model, used on the erased one"),
     Attack("diverse-inversion", "Diverse Inversion", "black-box", "embeds", module="diverse_inversion", config="diverse_inversion",

@@ -11,7 +11,9 @@ constraints:
   above the bound with a better one.
 Each embedding starts at a random point of its band (the paper's random restarts) and draws its
 images, noise, timesteps and captions from its own generators (seed + k), so the batch gives each
-embedding the result of its own run (tested), at one UNet call per step instead of n.
+embedding the result of its own run at one UNet call per step instead of n — exactly (tested) while
+the diversity penalty is inactive (no pair above the bound, or weight 0); the penalty couples the
+embeddings, as in the paper's joint objective.
 
 Learned on the base model (the paper's "diverse safety validation set" for the original model),
 then generated on every audited model; the Erasure Score (unerase.evaluation) reads its images.

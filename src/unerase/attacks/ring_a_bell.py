@@ -4,9 +4,10 @@
    filled with the concept's name and with the empty anchor), of the difference of the text
    encoder's hidden states (77 x D).
 2. Per prompt, a target: the hidden states of a prompt naming the concept plus eta times the vector.
-3. A genetic algorithm over K hard-prompt tokens (truncation selection of the best half, one-point
-   crossover, one-token mutation) minimises the squared distance of the candidate's hidden states to
-   the target. The found token strings are saved as text and generated on every audited model.
+3. A genetic algorithm over K hard-prompt tokens (truncation selection of the best half, refilled to
+   the population size by one-point crossover of random parent pairs or copies of a parent, then
+   one-token mutation) minimises the squared distance of the candidate's hidden states to the
+   target. The population keeps its configured size in every generation. The found token strings are saved as text and generated on every audited model.
 
 Follows chiayi-hsu/Ring-A-Bell (`InversePrompt.ipynb`) with two changes, both recorded in the
 artefact: the concept's own word tokens are left out of the search vocabulary by default (the
@@ -54,24 +55,31 @@ def fitness(text_encoder, tokens: torch.Tensor, target: torch.Tensor, bos: int, 
         return torch.cat([((text_encoder(part)[0] - target) ** 2).sum((1, 2)) for part in ids.split(chunk)]).cpu()
 
 
-def select(population: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    """Truncation selection: the better half, best first (stable order on ties)."""
+def select(population: torch.Tensor, scores: torch.Tensor, keep: int) -> torch.Tensor:
+    """Truncation selection: the `keep` best, best first (stable order on ties)."""
     order = torch.sort(scores, stable=True).indices
-    return population[order[: max(1, len(population) // 2)]]
+    return population[order[: max(1, min(keep, len(population)))]]
 
 
-def crossover(parents: torch.Tensor, rate: float, gen: torch.Generator) -> torch.Tensor:
-    """Every parent survives; with probability `rate` it also mates with a random parent j at a random
-    cut c in [0, K), giving the two children i[:c] + j[c:] and j[:c] + i[c:] (the reference's operator)."""
+def crossover(parents: torch.Tensor, size: int, rate: float, gen: torch.Generator) -> torch.Tensor:
+    """Every parent survives, and children fill the population back up to `size`: each is, with
+    probability `rate`, one of the pair i[:c] + j[c:] / j[:c] + i[c:] of two random parents at a random
+    cut c in [0, K) (the reference's one-point operator), else a copy of parent i (left to mutation).
+    A fixed size keeps the search's cost and selection pressure the same in every generation; letting
+    the children's number follow the coin flips makes the population drift from its configured size."""
     out = [parents]
     n, K = parents.shape
-    for i in range(n):
+    total = n
+    while total < size:
+        i, j = (int(v) for v in torch.randint(0, n, (2,), generator=gen))
         if torch.rand((), generator=gen).item() < rate:
-            j = int(torch.randint(0, n, (), generator=gen))
             cut = int(torch.randint(0, K, (), generator=gen))
             a, b = parents[i], parents[j]
-            out.append(torch.cat([a[:cut], b[cut:]])[None])
-            out.append(torch.cat([b[:cut], a[cut:]])[None])
+            children = [torch.cat([a[:cut], b[cut:]]), torch.cat([b[:cut], a[cut:]])][: size - total]
+        else:
+            children = [parents[i].clone()]
+        out.extend(c[None] for c in children)
+        total += len(children)
     return torch.cat(out)
 
 
@@ -93,11 +101,12 @@ def genetic_search(text_encoder, target: torch.Tensor, vocabulary: torch.Tensor,
     pop = vocabulary[torch.randint(0, len(vocabulary), (population, length), generator=gen)]
     for g in range(generations):
         scores = fitness(text_encoder, pop, target, bos, eos)
-        pop = select(pop, scores)
+        pop = select(pop, scores, keep=population // 2)
         if progress:
             progress.update(g, float(scores.min()))
         if g != generations - 1:
-            pop = mutate(crossover(pop, crossover_rate, gen), mutation_rate, vocabulary, gen)
+            pop = mutate(crossover(pop, population, crossover_rate, gen), mutation_rate, vocabulary, gen)
+            assert len(pop) == population
     best = fitness(text_encoder, pop[:1], target, bos, eos)
     return pop[0].clone(), float(best[0])
 

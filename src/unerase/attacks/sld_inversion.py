@@ -10,6 +10,12 @@ to step — is subtracted from the placeholder's guidance. The loss compares the
 prediction with ε_u + g·(ε_concept − ε_u): the gradient reaches the tokens through the guidance at
 the last step and through the momentum of every earlier one. The reference hard-codes SLD-Max's
 values with no warm-up; here the guard's own preset is used, with no warm-up, as in the reference.
+
+Cost: every unrolled step keeps its UNet graph for the backward pass, so memory grows with
+`sld_unroll` (SD 1.4 at the reference's 26: about 26 UNet activations at the batch size — use a
+small batch with gradient accumulation there). The momentum's share of the gradient is small when
+SLD's threshold masks most of the latent (its term is zero outside the mask); the guidance at the
+last step carries most of it. Both are the reference's algorithm, kept as published.
 """
 from __future__ import annotations
 
@@ -24,7 +30,11 @@ class SldUnrolledObjective:
     def __init__(self, components, *, preset: str, safety_concept: str, named_prompts: list[str], guidance_scale: float,
                  unroll: int, window: int):
         self.c, self.preset, self.g = components, preset, guidance_scale
-        self.unroll, self.window = unroll, window
+        self.unroll, self.window, self.safety_concept = unroll, window, safety_concept
+        T = components.scheduler.config.num_train_timesteps
+        if not 1 <= unroll <= window < T:
+            raise ValueError(f"config keys 'attacks.concept_inversion.sld_unroll' ({unroll}) and 'sld_window' ({window}): "
+                             f"need 1 <= sld_unroll <= sld_window < {T}, the model's training timesteps")
         tok, enc = components.tokenizer, components.text_encoder
         with torch.no_grad():  # the contexts that do not depend on the tokens
             self.uncond = encode(tok, enc, [""])
@@ -32,7 +42,8 @@ class SldUnrolledObjective:
             self.named = encode(tok, enc, named_prompts)  # row i: template i with the concept's name
 
     def fingerprint(self) -> dict:
-        return dict(kind="sld-unrolled", preset=self.preset, g=self.g, unroll=self.unroll, window=self.window)
+        return dict(kind="sld-unrolled", preset=self.preset, safety_concept=self.safety_concept, g=self.g, unroll=self.unroll,
+                    window=self.window)
 
     def timesteps(self, gen: torch.Generator) -> torch.Tensor:
         T = self.c.scheduler.config.num_train_timesteps

@@ -60,9 +60,15 @@ def negate(base: dict[str, torch.Tensor], tau: dict[str, torch.Tensor], alpha: f
 
 
 def erase(job: ErasureJob) -> ErasureResult:
-    """The registry's entry point (config block `erasure.task_vector`): `tv` picks α by its
-    `alpha_rule` from the name and control images, `tv-es` by the Erasure Score over the
-    Diverse-Inversion set (input "diverse_inversion")."""
+    """The registry's entry point: `tv` (config block `erasure.task_vector`) picks α by its
+    `alpha_rule` from the name and control images; `tv-es` (block `erasure.tv_es`, with the task
+    vector's α grid and control criterion as shared keys, so that a change to `alpha_rule` or
+    `max_target_accuracy` re-runs no tv-es job) by the Erasure Score over the Diverse-Inversion set
+    (input "diverse_inversion")."""
+    if "diverse_inversion" in job.inputs:
+        s = dict(job.settings, alphas=job.shared["erasure.task_vector.alphas"],
+                 min_control_accuracy=job.shared["erasure.task_vector.min_control_accuracy"])
+        return negate_at_searched_alpha(job, s)
     return negate_at_searched_alpha(job, job.settings)
 
 
@@ -104,13 +110,12 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
         return out
 
     if by_es:
-        rule = "erasure-score"
+        rule, criteria = "erasure-score", dict(max_erasure_score=s["max_erasure_score"])
         alpha, why, results = search_alpha_by_erasure_score(score, s["alphas"], s["max_erasure_score"], s["min_control_accuracy"])
     else:
-        rule = s["alpha_rule"]
+        rule, criteria = s["alpha_rule"], dict(max_target_accuracy=s["max_target_accuracy"])
         alpha, why, results = search_alpha(score, s["alphas"], s["max_target_accuracy"], s["min_control_accuracy"], rule)
     log.info("task vector: chose alpha %g (%s) from %s", alpha, why, results)
     unet.load_state_dict(negate(base, tau, alpha), strict=False)
-    return ErasureResult(sorted(tau), dict(alpha=alpha, reason=why, rule=rule, candidates=results, max_erasure_score=s["max_erasure_score"],
-                                           grid=[float(a) for a in s["alphas"]], max_target_accuracy=s["max_target_accuracy"],
-                                           min_control_accuracy=s["min_control_accuracy"]))
+    return ErasureResult(sorted(tau), dict(alpha=alpha, reason=why, rule=rule, candidates=results, grid=[float(a) for a in s["alphas"]],
+                                           min_control_accuracy=s["min_control_accuracy"], **criteria))
