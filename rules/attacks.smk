@@ -1,7 +1,7 @@
 # Attacks (the registry in unerase.attacks): each learns an input that may bring the concept back —
-# embeddings for new tokens or hard prompts — on the model named by {model} (the audited weights for a
+# embeddings for new tokens, hard prompts or inverted seeds — on the model named by {model} (the audited weights for a
 # white-box attack, or the whole stack when it learns through an SLD guard; "base" for a black-box one), written to results/attacks/{concept}/{model}/{attack}/
-# with attack.json, what it was run with. Two generic rules, one per kind of artefact.
+# with attack.json, what it was run with. One generic rule per kind of artefact.
 
 
 rule attack_embeddings:
@@ -28,25 +28,18 @@ rule attack_embeddings:
         "../scripts/attack.py"
 
 
-rule attack_prompts:
-    input:
-        unpack(attack_inputs),
-        manifest="results/base_model/manifest.json",
+# The same job for the other kinds of artefact: only the output's file name differs.
+use rule attack_embeddings as attack_prompts with:
     output:
         artefact="results/attacks/{concept}/{model}/{attack}/prompts.json",
         record="results/attacks/{concept}/{model}/{attack}/attack.json",
     wildcard_constraints:
         attack=attack_names("prompts"),
-    log:
-        log_path("attack", "{attack}", "{concept}", "{model}"),
-    benchmark:
-        benchmark_path("attack", "{attack}", "{concept}", "{model}"),
-    params:
-        **ATTACK_PARAMS,
-    threads: RES["threads"]
-    resources:
-        **heavy(),
-    conda:
-        "../envs/unerase.yaml"
-    script:
-        "../scripts/attack.py"
+
+
+use rule attack_embeddings as attack_latents with:
+    output:
+        artefact="results/attacks/{concept}/{model}/{attack}/inverted_latents.safetensors",
+        record="results/attacks/{concept}/{model}/{attack}/attack.json",
+    wildcard_constraints:
+        attack=attack_names("latents"),

@@ -50,6 +50,10 @@ def _check_attacks():
     for low, high in config["attacks"]["diverse_inversion"]["bands"]:
         if not -1 <= low <= high <= 1:
             raise ValueError(f"config key 'attacks.diverse_inversion.bands': [{low}, {high}] is not a cosine band (-1 <= low <= high <= 1)")
+    latents = config["attacks"]["latent_inversion"]["num_images"]
+    if any(ATTACKS[a].artefact == "latents" for a in config["attacks"]["run"]) and latents > config["concept_images"]["count"]:
+        raise ValueError(f"config key 'attacks.latent_inversion.num_images' ({latents}): more than the concept images "
+                         f"there are to invert (concept_images.count {config['concept_images']['count']})")
     inversion = config["attacks"]["concept_inversion"]
     if inversion["sld_unroll"] > inversion["sld_window"]:
         raise ValueError(f"config key 'attacks.concept_inversion.sld_unroll' ({inversion['sld_unroll']}): more unrolled steps "
@@ -125,24 +129,26 @@ def unet_patch(wildcards):
 THROUGH_SLD = config["attacks"]["concept_inversion"]["through_sld"]
 
 
-def attacked_model(model):
-    """The model a white-box attack on `model` is learned on. A guard leaves the weights alone, so the
-    attack is learned on the stack's weights (the base for a guard alone) and then sampled under the
+def attacked_model(model, attack):
+    """The model white-box attack `attack` on `model` is learned on. A guard leaves the weights alone, so
+    the attack is learned on the stack's weights (the base for a guard alone) and then sampled under the
     guard (CCE's attack on Negative Prompt); with `through_sld`, a stack with an SLD guard is attacked
-    through the guard itself (CCE's Algorithm 2), so it is learned on the whole stack."""
-    if model != "base" and THROUGH_SLD and any(g.config == "sld" for g in parse_stack(model)[1]):
+    through the guard itself (CCE's Algorithm 2) by the attacks that can (Concept Inversion), so it is
+    learned on the whole stack."""
+    if (model != "base" and THROUGH_SLD and "through_sld" in ATTACKS[attack].guard_settings
+            and any(g.config == "sld" for g in parse_stack(model)[1])):
         return model
     return weight_part(model) or "base"
 
 
-def through_guard(model):
-    """Whether attacks learned on `model` go through its guards (an SLD stack with `through_sld`)."""
-    return model != (weight_part(model) or "base") and attacked_model(model) == model
+def through_guard(model, attack):
+    """Whether `attack` learned on `model` goes through its guards (an SLD stack with `through_sld`)."""
+    return model != (weight_part(model) or "base") and attacked_model(model, attack) == model
 
 
 def attack_artefacts(wildcards):
     """The artefact of each attack of the audit, in ATTACKS_RUN's order, as used on model `wildcards.model`."""
-    return [artefact_path(wildcards.concept, attacked_model(wildcards.model), a) for a in ATTACKS_RUN]
+    return [artefact_path(wildcards.concept, attacked_model(wildcards.model, a), a) for a in ATTACKS_RUN]
 
 
 # Where each input an attack may declare (`needs` in the registry) comes from, per concept.
@@ -160,9 +166,15 @@ def attack_settings(wildcards):
     """The attack's config block, less the keys it reads only through a guard where it learns through none."""
     spec = ATTACKS[wildcards.attack]
     block = config["attacks"][spec.config]
-    if through_guard(wildcards.model):
+    if through_guard(wildcards.model, wildcards.attack):
         return block
     return {k: v for k, v in block.items() if k not in spec.guard_settings}
+
+
+def attack_sampling(wildcards):
+    """The sampler settings an attack reads: those it declares, and the guidance scale where it learns through a guard."""
+    keys = set(ATTACKS[wildcards.attack].sampling) | ({"guidance_scale"} if through_guard(wildcards.model, wildcards.attack) else set())
+    return {k: config["sampling"][k] for k in sorted(keys)}
 
 
 # The attack rules' params: the attack's own config block, so a change re-runs that attack's jobs only.
@@ -176,8 +188,8 @@ ATTACK_PARAMS = {
     "seed": config["seed"],
     "checkpoint": checkpoint_path("attack", "{attack}", "{concept}", "{model}"),
     # only where the attack learns through a guard (SLD), so sampling changes re-run nothing else
-    "guards": lambda wc: sampling_options(wc) if through_guard(wc.model) else {},
-    "sampling": lambda wc: {"guidance_scale": config["sampling"]["guidance_scale"]} if through_guard(wc.model) else {},
+    "guards": lambda wc: sampling_options(wc) if through_guard(wc.model, wc.attack) else {},
+    "sampling": attack_sampling,
 }
 
 

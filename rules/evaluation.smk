@@ -35,6 +35,7 @@ rule tables:
         long_csv=report("results/tables/accuracy.csv", category="Tables"),
         paper_md=report("results/tables/erasure_vs_inversion.md", category="Tables"),
         attacks_md=report("results/tables/attacks.md", category="Tables"),
+        modalities_md=report("results/tables/modalities.md", category="Tables"),
         erasure_score_csv="results/tables/erasure_score.csv",
     log:
         log_path("tables", "tables"),
@@ -44,7 +45,7 @@ rule tables:
         methods=METHODS,
         method_labels=method_labels(),
         prompt_sets=PROMPT_SETS,
-        attacks={a: {"label": ATTACKS[a].label, "access": ATTACKS[a].access} for a in ATTACKS_RUN},
+        attacks={a: {"label": ATTACKS[a].label, "access": ATTACKS[a].access, "modality": ATTACKS[a].modality} for a in ATTACKS_RUN},
     conda:
         "../envs/unerase.yaml"
     script:

@@ -306,3 +306,73 @@ def test_concept_inversion_through_sld_on_the_sd_layout(sd_layout_dir, tmp_path)
     record = _attack(sd_layout_dir, tmp_path, "inversion", settings, "emb.safetensors", concept_images=str(tmp_path / "ci.safetensors"),
                      guards={"safety": {"preset": "medium", "concept": "zero"}}, sampling={"guidance_scale": 3.0})
     assert record["objective"] == dict(kind="sld-unrolled", preset="medium", safety_concept="zero", g=3.0, unroll=2, window=75)
+
+
+def _regenerate(model, seeds, prompt=""):
+    from unerase.sampling import ddim_loop
+    from unerase.text import encode
+
+    ctx = encode(model.tokenizer, model.text_encoder, [prompt] * len(seeds))
+    with torch.no_grad():
+        return ddim_loop(model.unet, model.scheduler, seeds, ctx, ctx, 3.0, 10)[0]
+
+
+def _psnr(a, b):
+    peak = b.abs().max()
+    return float(10 * torch.log10(peak ** 2 / (a - b).pow(2).mean()))
+
+
+def test_ddim_inversion_then_regeneration_reconstructs_the_latent(tiny_pipeline_dir):
+    from unerase.attacks.latent_inversion import ddim_invert
+    from unerase.components import load_components
+    from unerase.sampling import initial_latents
+    from unerase.text import encode
+
+    model = load_components(str(tiny_pipeline_dir))
+    z0 = _regenerate(model, initial_latents(model.latent_shape, [1, 2, 3, 4], "cpu"))  # points the sampler can reach
+    seeds = ddim_invert(model, z0, encode(model.tokenizer, model.text_encoder, [""]), 10, batch_size=3)  # a batch split too
+    back = _regenerate(model, seeds)
+    unrelated = _regenerate(model, initial_latents(model.latent_shape, [5, 6, 7, 8], "cpu"))
+    assert _psnr(back, z0) > 30 and _psnr(back, z0) > _psnr(unrelated, z0) + 15  # the seeds, not any seeds, give the images back
+    assert not torch.allclose(seeds, z0)
+
+
+def test_latent_inversion_on_the_sd_layout_writes_seeds_the_generation_step_reads(sd_layout_dir, tmp_path):
+    from safetensors.torch import save_file
+
+    from unerase.attacks.latent_inversion import read_inverted_latents
+    from unerase.images_io import save_image_set
+
+    images = torch.randint(0, 256, (5, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    save_image_set(tmp_path / "ci.safetensors", images, [0] * 5, ["zero"] * 5)
+    record = _attack(sd_layout_dir, tmp_path, "latent-inversion", dict(prompt="{}", num_images=3), "inverted_latents.safetensors",
+                     concept_images=str(tmp_path / "ci.safetensors"), sampling={"num_steps": 4})
+    seeds, prompt = read_inverted_latents(str(tmp_path / "inverted_latents.safetensors"))
+    assert seeds.shape == (3, 4, 8, 8) and prompt == "zero" and record["num_images"] == 3 and record["num_steps"] == 4
+    with pytest.raises(ValueError, match="num_images: 9 asked"):
+        _attack(sd_layout_dir, tmp_path, "latent-inversion", dict(prompt="", num_images=9), "x.safetensors",
+                concept_images=str(tmp_path / "ci.safetensors"), sampling={"num_steps": 4})
+    save_file({"emb": torch.zeros(1, 32)}, str(tmp_path / "wrong.safetensors"))
+    with pytest.raises(ValueError, match="not a latent-inversion file"):
+        read_inverted_latents(str(tmp_path / "wrong.safetensors"))
+
+
+def test_generation_from_given_seeds_is_generation_from_those_latents(tiny_pipeline_dir):
+    from unerase.components import load_components
+    from unerase.sampling import generate, initial_latents
+
+    model = load_components(str(tiny_pipeline_dir))
+    drawn = generate(model, ["zero"] * 3, [4, 5, 6], 3.0, 4, 2)
+    given = generate(model, ["zero"] * 3, [0, 0, 0], 3.0, 4, 2, latents=initial_latents(model.latent_shape, [4, 5, 6], "cpu"))
+    assert torch.equal(drawn, given)
+
+
+def test_the_modality_layout_puts_guards_under_their_model_and_groups_attacks():
+    from unerase.tables import modality_order
+
+    attacks_run = {"latent-transfer": dict(access="black-box", modality="latent"), "inversion": dict(access="white-box", modality="embedding"),
+                   "ring-a-bell": dict(access="black-box", modality="text"), "latent-inversion": dict(access="white-box", modality="latent"),
+                   "transfer": dict(access="black-box", modality="embedding")}
+    rows, columns = modality_order(["esd-x", "uce", "np", "uce+irece", "esd-x+irece"], attacks_run)
+    assert rows == ["esd-x", "esd-x+irece", "uce", "uce+irece", "np"]
+    assert columns == ["name", "ring-a-bell", "inversion", "transfer", "latent-inversion", "latent-transfer"]

@@ -67,16 +67,20 @@ def test_whole_dag_writes_tables_and_logs(workdir):
     table = pd.read_csv(workdir / "results/tables/accuracy.csv")
     cells = set(zip(table["model"], table["prompt_set"]))
     for model in ("base", "esd-x", "tv", "tv-es", "tv-pruned", "uce", "ac", "np", "sld-max", "irece", "esd-x+irece"):
-        assert {(model, s) for s in ("name", "inversion", "transfer", "diverse-inversion", "ring-a-bell", "control")} <= cells
+        assert {(model, s) for s in ("name", "inversion", "transfer", "diverse-inversion", "ring-a-bell", "latent-inversion",
+                                     "latent-transfer", "control")} <= cells
     assert set(table.loc[table["prompt_set"] == "transfer", "access"]) == {"black-box"}
     assert set(table.loc[table["prompt_set"] == "inversion", "attack"]) == {"Concept Inversion"}
-    assert table["accuracy"].between(0, 1).all() and (table["images"] == 10).all()
+    latent = table["prompt_set"].str.startswith("latent-")
+    assert table["accuracy"].between(0, 1).all() and (table.loc[~latent, "images"] == 10).all()
+    assert (table.loc[latent, "images"] == 6).all()  # one regeneration per inverted concept image (latent_inversion.num_images)
     assert (table["evaluator"] == "embedded digit CNN").all()
     md = (workdir / "results/tables/erasure_vs_inversion.md").read_text()
     assert "| concept | base | base (inverted) | ESD-x | TV | TV-ES | TV-pruned | UCE | AC | NP | SLD-Max | IRECE | ESD-x+IRECE |" in md
     assert "| zero |" in md
     assert "| model | name | Concept Inversion (white-box) | Concept Inversion (transfer) (black-box) | Diverse Inversion (black-box) " \
-           "| Ring-A-Bell (black-box) | control | Erasure Score |" \
+           "| Ring-A-Bell (black-box) | DDIM latent inversion (white-box) | DDIM latent inversion (transfer) (black-box) | control " \
+           "| Erasure Score |" \
         in (workdir / "results/tables/attacks.md").read_text()
     # a guard is attacked with the embeddings of the weights it guards: the base model's, or ESD-x's in a stack
     attacked = {p.parent.parent.name for p in (workdir / "results/attacks/zero").glob("*/*/attack.json")}
@@ -94,6 +98,16 @@ def test_whole_dag_writes_tables_and_logs(workdir):
     assert len(prompts) == 2 and all("zero" not in p.split() for p in prompts)
     same, _, _ = load_image_set(workdir / "results/generations/zero/base/transfer.safetensors")
     assert torch.equal(same, load_image_set(workdir / "results/generations/zero/base/inversion.safetensors")[0])
+    # latent inversion: white-box seeds per weight method, black-box once on the base; regenerations paired with them
+    assert sorted(p.parent.parent.name for p in (workdir / "results/attacks/zero").glob("*/latent-inversion/inverted_latents.safetensors")) \
+        == sorted(attacked - {"sld-max"} | {"base"})  # guards sample the seeds of the weights they guard
+    regenerated, _, meta = load_image_set(workdir / "results/generations/zero/esd-x/latent-inversion.safetensors")
+    assert len(regenerated) == 6 and set(meta["prompts"]) == {""}
+    assert torch.equal(load_image_set(workdir / "results/generations/zero/base/latent-transfer.safetensors")[0],
+                       load_image_set(workdir / "results/generations/zero/base/latent-inversion.safetensors")[0])
+    modalities = (workdir / "results/tables/modalities.md").read_text()
+    assert "| model | text · prompt: name | text · black-box: Ring-A-Bell | embedding · white-box: Concept Inversion |" in modalities
+    assert modalities.index("| ESD-x |") < modalities.index("| ESD-x+IRECE |") < modalities.index("| TV |")
     assert not (workdir / "results/erased/zero/esd-x+irece").exists() and (workdir / "results/generations/zero/esd-x+irece/name.png").exists()
     choice = json.loads((workdir / "results/erased/zero/tv/erasure.json").read_text())
     assert choice["alpha"] in (1.0, 2.0) and choice["rule"] == "largest" and choice["grid"] == [1.0, 2.0]

@@ -43,8 +43,9 @@ def decode_to_uint8(components: Components, latents: torch.Tensor) -> torch.Tens
 @torch.no_grad()
 def generate(components: Components, prompts: list[str], seeds: list[int], guidance_scale: float,
              num_steps: int, batch_size: int, on_batch=None, negative_prompt: str = "", safety: dict | None = None,
-             irece: dict | None = None, standard_unet=None) -> torch.Tensor:
-    """Images (N, C, H, W) uint8 for `prompts`, image i drawn from seed `seeds[i]`. The guards
+             irece: dict | None = None, standard_unet=None, latents: torch.Tensor | None = None) -> torch.Tensor:
+    """Images (N, C, H, W) uint8 for `prompts`, image i drawn from seed `seeds[i]`, or from the given
+    initial `latents[i]` (e.g. DDIM-inverted seeds; `seeds` then only seed IRECE's noise). The guards
     (unerase.erasure): `negative_prompt` replaces the empty prompt of classifier-free guidance;
     `safety` ({"preset", "concept"}) applies Safe Latent Diffusion; `irece` ({"concept", "threshold",
     "at"}) applies IRECE with the un-erased `standard_unet` (this model's UNet when None)."""
@@ -53,7 +54,10 @@ def generate(components: Components, prompts: list[str], seeds: list[int], guida
         p = prompts[start : start + batch_size]
         cond = encode(components.tokenizer, components.text_encoder, p)
         uncond = encode(components.tokenizer, components.text_encoder, [negative_prompt] * len(p))
-        latents = initial_latents(components.latent_shape, seeds[start : start + batch_size], components.device, components.unet.dtype)
+        if latents is None:
+            x = initial_latents(components.latent_shape, seeds[start : start + batch_size], components.device, components.unet.dtype)
+        else:
+            x = latents[start : start + batch_size].to(components.device, components.unet.dtype)
         sld = sld_context = None
         if safety is not None:  # a fresh momentum per batch: every image is guided as if sampled alone
             from .erasure.guards import SafeLatentGuidance
@@ -66,9 +70,9 @@ def generate(components: Components, prompts: list[str], seeds: list[int], guida
 
             intervention = Irece(components.unet if standard_unet is None else standard_unet, components.tokenizer, components.text_encoder, num_steps=num_steps,
                                  seeds=seeds[start : start + batch_size], **irece)
-        latents, _ = ddim_loop(components.unet, components.scheduler, latents, cond, uncond, guidance_scale, num_steps,
-                               safety=sld, safety_context=sld_context, intervention=intervention)
-        out.append(decode_to_uint8(components, latents))
+        x, _ = ddim_loop(components.unet, components.scheduler, x, cond, uncond, guidance_scale, num_steps,
+                         safety=sld, safety_context=sld_context, intervention=intervention)
+        out.append(decode_to_uint8(components, x))
         if on_batch:
             on_batch(start + len(p), len(prompts))
     return torch.cat(out)

@@ -55,6 +55,24 @@ def attacks_table(df: pd.DataFrame, models: list[str], prompt_sets: list[str], h
     return pd.DataFrame(rows)
 
 
+MODALITIES = ("text", "embedding", "latent")
+ACCESS = ("white-box", "black-box")
+
+
+def modality_order(models: list[str], attacks: dict[str, dict]) -> tuple[list[str], list[str]]:
+    """M-ErasureBench's layout (its Tables 1–3 in one): the rows are the models with each one's guard
+    stacks right after it ("esd-x", "esd-x+irece"), so IRECE's effect reads row to row; the columns are
+    the concept's name (the text prompt), then every attack by modality (text, learned embedding,
+    inverted latent) and access (white-box, then black-box). Returns (rows, prompt sets)."""
+    rows = []
+    for m in models:
+        for candidate in [m] + [s for s in models if s.startswith(m + "+")]:
+            if candidate not in rows:
+                rows.append(candidate)
+    columns = ["name"] + sorted(attacks, key=lambda a: (MODALITIES.index(attacks[a]["modality"]), ACCESS.index(attacks[a]["access"])))
+    return rows, columns
+
+
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub Markdown table (no optional `tabulate` dependency)."""
     cols = list(df.columns)

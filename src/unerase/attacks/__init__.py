@@ -1,8 +1,9 @@
 """The attacks' registry. The workflow (rules/common.smk) reads it to build the DAG without importing
 torch; the generic attack step (unerase.steps.attack) reads it to find an attack's code.
 
-An attack learns an input that may bring an erased concept back: embeddings for new tokens or hard
-prompts. Each yields one *prompt set* of the audit (its name), generated on every audited model:
+An attack learns an input that may bring an erased concept back: embeddings for new tokens, hard
+prompts, or the seeds (initial latents) that regenerate concept images. Each yields one *prompt set*
+of the audit (its name), generated on every audited model:
 
 - white-box: learned on the audited model's own weights (one job per model). A guard leaves the
   weights alone, so a stack's white-box artefact is its weight method's (the base's for a guard
@@ -19,7 +20,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-ARTEFACT_FILES = {"embeds": "learned_embeds.safetensors", "prompts": "prompts.json"}
+ARTEFACT_FILES = {"embeds": "learned_embeds.safetensors", "prompts": "prompts.json", "latents": "inverted_latents.safetensors"}
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,8 @@ class Attack:
     name: str                    # its prompt set in paths and tables ("inversion", "transfer", "ring-a-bell")
     label: str                   # its column label
     access: str                  # "white-box" | "black-box"
-    artefact: str                # "embeds" (diffusers textual-inversion file) | "prompts" (JSON list of texts)
+    artefact: str                # "embeds" (diffusers textual-inversion file) | "prompts" (JSON list of texts) |
+                                 # "latents" (initial latents and the prompt to sample them with)
     module: str | None = None    # the submodule of unerase.attacks holding `run(job)`; None: reuses `reuses`
     config: str | None = None    # its block under config["attacks"]
     learned_on: str = "model"    # "model": the audited model's weights | "base": the base model, once per concept
@@ -35,6 +37,8 @@ class Attack:
     needs: tuple[str, ...] = ()  # extra inputs of its job: "concept_images"
     guard_settings: tuple[str, ...] = ()  # keys of its config block read only when it learns through a guard:
                                           # left out of other jobs' params, so changing them re-runs only those
+    sampling: tuple[str, ...] = ()        # keys of config["sampling"] it reads (latent inversion: the sampler's steps)
+    modality: str = "embedding"           # M-ErasureBench's input modality: "text" | "embedding" | "latent"
     source: str = ""
 
 
@@ -46,8 +50,21 @@ ATTACKS: dict[str, Attack] = {a.name: a for a in (
     Attack("diverse-inversion", "Diverse Inversion", "black-box", "embeds", module="diverse_inversion", config="diverse_inversion",
            learned_on="base", needs=("concept_images",), source="Pham et al. 2024 (Robust Concept Erasure Using Task Vectors), §4.1"),
     Attack("ring-a-bell", "Ring-A-Bell", "black-box", "prompts", module="ring_a_bell", config="ring_a_bell", learned_on="base",
-           source="Tsai et al. 2024 (Ring-A-Bell); chiayi-hsu/Ring-A-Bell"),
+           modality="text", source="Tsai et al. 2024 (Ring-A-Bell); chiayi-hsu/Ring-A-Bell"),
+    Attack("latent-inversion", "DDIM latent inversion", "white-box", "latents", module="latent_inversion", config="latent_inversion",
+           needs=("concept_images",), sampling=("num_steps",), modality="latent",
+           source="M-ErasureBench: concept images DDIM-inverted on the erased model"),
+    Attack("latent-transfer", "DDIM latent inversion (transfer)", "black-box", "latents", learned_on="base", reuses="latent-inversion",
+           modality="latent", source="M-ErasureBench: concept images DDIM-inverted on the base model, sampled on the erased one"),
 )}
+
+
+def artefact_kind(path: str) -> str:
+    """The kind of an attack artefact from its file name ("embeds", "prompts", "latents")."""
+    for kind, name in ARTEFACT_FILES.items():
+        if path.endswith(name):
+            return kind
+    raise ValueError(f"{path}: not an attack artefact (expected one of {', '.join(ARTEFACT_FILES.values())})")
 
 
 def get(name: str) -> Attack:

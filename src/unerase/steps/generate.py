@@ -6,6 +6,8 @@ import copy
 from ..components import load_unet_patch
 from ..images_io import save_grid, save_image_set
 from ..atomic import read_json
+from ..attacks import artefact_kind
+from ..attacks.latent_inversion import read_inverted_latents
 from ..inversion import load_token_set
 from ..progress import log as logger
 from ..prompts import build_prompts
@@ -29,22 +31,33 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
         load_unet_patch(model.unet, unet_patch)
     artefact_of = dict(zip(attack_sets, artefacts, strict=True))
     placeholders = {}  # artefact path -> its tokens' text: a file two sets share is loaded once
-    drawn = {}         # prompts -> images: two sets with the same prompts (e.g. white-box and transfer on the base) draw once
+    drawn = {}         # (prompts, seeds file) -> images: two sets with the same inputs (white-box and transfer on the base) draw once
     for prompt_set, images_path, grid_path in zip(prompt_sets, images, grids, strict=True):
-        placeholder = attack_prompts = None
-        if path := artefact_of.get(prompt_set):
-            if path.endswith(".json"):
-                attack_prompts = read_json(path)["prompts"]
-            else:
-                if path not in placeholders:
-                    placeholders[path] = load_token_set(model, path, as_token=f"<{concept_text.replace(' ', '_')}-{prompt_set}>")
-                placeholder = placeholders[path]
-        prompts, labels = build_prompts(prompt_set, templates, concept_text, label, classes, num_images, placeholder, attack_prompts)
-        key = tuple(prompts)
+        placeholder = attack_prompts = latents = None
+        path = artefact_of.get(prompt_set)
+        kind = artefact_kind(path) if path else None
+        if kind == "prompts":
+            attack_prompts = read_json(path)["prompts"]
+        elif kind == "embeds":
+            if path not in placeholders:
+                placeholders[path] = load_token_set(model, path, as_token=f"<{concept_text.replace(' ', '_')}-{prompt_set}>")
+            placeholder = placeholders[path]
+        elif kind == "latents":
+            latents, attack_prompts = load_inverted_latents(path, num_images)
+        count = num_images if latents is None else len(latents)
+        prompts, labels = build_prompts(prompt_set, templates, concept_text, label, classes, count, placeholder, attack_prompts)
+        key = (tuple(prompts), path if kind == "latents" else None)
         if key not in drawn:
-            drawn[key] = generate(model, prompts, [seed + i for i in range(num_images)], guidance_scale, num_steps, batch_size,
+            drawn[key] = generate(model, prompts, [seed + i for i in range(count)], guidance_scale, num_steps, batch_size,
                                   on_batch=lambda done, total, s=prompt_set: logger.info("generate %s: %d/%d", s, done, total),
-                                  **options)
+                                  latents=latents, **options)
         x = drawn[key]
         save_image_set(images_path, x, labels, prompts, seed=seed)
         save_grid(grid_path, x)
+
+
+def load_inverted_latents(path: str, num_images: int):
+    """The first `num_images` inverted seeds of a latent-inversion artefact, and the prompt they go with."""
+    latents, prompt = read_inverted_latents(path)
+    latents = latents[:num_images]
+    return latents, [prompt] * len(latents)

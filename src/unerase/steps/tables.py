@@ -6,7 +6,7 @@ import pandas as pd
 from ..atomic import atomic_path, read_json
 from ..evaluation import erasure_score
 from ..progress import setup_logging
-from ..tables import attacks_table, long_table, paper_table, to_markdown
+from ..tables import attacks_table, long_table, modality_order, paper_table, to_markdown
 
 
 def erasure_scores(metrics: list[dict], diverse_set: str = "diverse-inversion") -> pd.DataFrame:
@@ -26,8 +26,9 @@ def erasure_scores(metrics: list[dict], diverse_set: str = "diverse-inversion") 
                                        "embeddings"])
 
 
-def run(*, metrics, long_csv, paper_md, attacks_md, erasure_score_csv, methods, method_labels, prompt_sets, attacks, threads=1, log=None):
-    """`attacks`: prompt set -> {label, access} of each attack in the audit."""
+def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score_csv, methods, method_labels, prompt_sets, attacks,
+        threads=1, log=None):
+    """`attacks`: prompt set -> {label, access, modality} of each attack in the audit."""
     setup_logging(log)
     records, cells = [], []
     for path in metrics:
@@ -49,6 +50,15 @@ def run(*, metrics, long_csv, paper_md, attacks_md, erasure_score_csv, methods, 
     with atomic_path(paper_md) as tmp:
         tmp.write_text(header + to_markdown(wide))
     headers = {s: f"{a['label']} ({a['access']})" for s, a in attacks.items()} | {"name": "name", "control": "control"}
+    rows, columns = modality_order(methods, attacks)
+    modality_headers = {s: f"{a['modality']} · {a['access']}: {a['label']}" for s, a in attacks.items()} | {"name": "text · prompt: name"}
+    with atomic_path(modalities_md) as tmp:
+        tmp.write_text(f"Concept Reproduction Rate (%) by input modality and access (M-ErasureBench's layout): the share of "
+                       f"images the evaluator ({ev['evaluator']}, sha256 {ev['evaluator_sha256']}) classifies as the concept, "
+                       f"concept by concept ({' / '.join(df['concept'].unique())}) = their mean. A stack's row follows its weight "
+                       "method's, so a guard's effect (IRECE) reads row to row. Latent inversion regenerates DDIM-inverted concept "
+                       "images from their seeds, inverted on the audited weights (white-box) or the base model (black-box).\n\n"
+                       + to_markdown(attacks_table(df, rows, columns, modality_headers, method_labels)))
     es = erasure_scores(cells)
     with atomic_path(erasure_score_csv) as tmp:
         es.sort_values(["concept", "model"]).to_csv(tmp, index=False)
