@@ -14,6 +14,7 @@ include: "rules/concept_images.smk"
 include: "rules/erasure.smk"
 include: "rules/attacks.smk"
 include: "rules/generation.smk"
+include: "rules/probes.smk"
 include: "rules/evaluation.smk"
 include: "rules/figures.smk"
 

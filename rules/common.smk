@@ -1,6 +1,7 @@
 # Helpers shared by the rules: config validation, wildcard vocabularies, model resolution.
 import os
 import re
+from types import SimpleNamespace
 
 from snakemake.utils import validate
 
@@ -263,6 +264,20 @@ def metric_files():
     return [f"results/metrics/{c}/{m}/{s}.json" for c in CONCEPTS for m, s in cells_of(c)]
 
 
+PROBES_RUN = config["probes"]["run"]
+
+
+def memories_patches(wildcards):
+    """The UNet patch of every audited weight method of the concept, by name (the memories job's inputs)."""
+    weights = sorted({weight_part(m) for m in AUDITED_MODELS} - {None})
+    return {f"patch_{w.replace('-', '_')}": f"results/erased/{wildcards.concept}/{w}/unet_patch.safetensors" for w in weights}
+
+
+def memories_patch_list(wildcards):
+    """Per audited model (AUDITED_MODELS' order), its UNet patch path, "" for the base and guards alone."""
+    return [unet_patch(SimpleNamespace(concept=wildcards.concept, model=m)).get("unet_patch", "") for m in AUDITED_MODELS]
+
+
 def final_outputs():
     return [
         "results/tables/accuracy.csv",
@@ -270,7 +285,8 @@ def final_outputs():
         "results/tables/attacks.md",
         "results/evaluator/classifier.json",
     ] + [f"results/erased/{c}/{w}/erasure.json" for c in CONCEPTS for w in sorted({weight_part(m) for m in METHODS} - {None})] + (
-        ["results/figures/tv_es_alpha.png"] if "tv-es" in {weight_part(m) for m in METHODS} else [])
+        ["results/figures/tv_es_alpha.png"] if "tv-es" in {weight_part(m) for m in METHODS} else []) + (
+        [f"results/figures/memories_nll_{c}.png" for c in CONCEPTS] + ["results/tables/memories.md"] if "memories" in PROBES_RUN else [])
 
 
 # --- generation ---

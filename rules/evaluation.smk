@@ -5,6 +5,7 @@ localrules:
     base_model,
     evaluate,
     tables,
+    memories_table,
 
 
 rule evaluate:
@@ -50,3 +51,21 @@ rule tables:
         "../envs/unerase.yaml"
     script:
         "../scripts/tables.py"
+
+
+rule memories_table:
+    input:
+        records=expand("results/probes/{concept}/memories.json", concept=CONCEPTS),
+    output:
+        memories_md=report("results/tables/memories.md", category="Tables"),
+        memories_csv="results/tables/memories.csv",
+    log:
+        log_path("tables", "memories"),
+    params:
+        concepts=CONCEPTS,
+        methods=METHODS,
+        method_labels=method_labels(),
+    conda:
+        "../envs/unerase.yaml"
+    script:
+        "../scripts/memories_table.py"

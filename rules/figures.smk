@@ -3,6 +3,7 @@
 
 localrules:
     alpha_tradeoff,
+    memories_figure,
 
 
 rule alpha_tradeoff:
@@ -19,3 +20,18 @@ rule alpha_tradeoff:
         "../envs/unerase.yaml"
     script:
         "../scripts/figures.py"
+
+
+rule memories_figure:
+    # Memories of forgotten concepts (Fig. 2): the NLL of the concept's and the reference images' seeds
+    # against N(0, I) samples, one panel per model.
+    input:
+        record="results/probes/{concept}/memories.json",
+    output:
+        figure=report("results/figures/memories_nll_{concept}.png", category="Figures"),
+    log:
+        log_path("figures", "memories_nll_{concept}"),
+    conda:
+        "../envs/unerase.yaml"
+    script:
+        "../scripts/memories_figure.py"

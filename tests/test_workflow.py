@@ -108,6 +108,13 @@ def test_whole_dag_writes_tables_and_logs(workdir):
     modalities = (workdir / "results/tables/modalities.md").read_text()
     assert "| model | text · prompt: name | text · black-box: Ring-A-Bell | embedding · white-box: Concept Inversion |" in modalities
     assert modalities.index("| ESD-x |") < modalities.index("| ESD-x+IRECE |") < modalities.index("| TV |")
+    # memories: every audited model probed; a guard's seeds are its weights' (same NLLs), its reconstructions its own
+    mem = json.loads((workdir / "results/probes/zero/memories.json").read_text())["models"]
+    assert set(mem) == {"base", "esd-x", "tv", "tv-es", "tv-pruned", "uce", "ac", "np", "sld-max", "irece", "esd-x+irece"}
+    assert mem["esd-x+irece"]["nll"] == mem["esd-x"]["nll"] and mem["np"]["nll"] == mem["base"]["nll"] != mem["esd-x"]["nll"]
+    assert len(mem["esd-x"]["nll"]["concept"]) == 4 and mem["esd-x"]["many_seeds"]["images"] == 2
+    assert "| ESD-x+IRECE |" in (workdir / "results/tables/memories.md").read_text()
+    assert (workdir / "results/figures/memories_nll_zero.png").read_bytes()[:4] == b"\x89PNG"
     assert not (workdir / "results/erased/zero/esd-x+irece").exists() and (workdir / "results/generations/zero/esd-x+irece/name.png").exists()
     choice = json.loads((workdir / "results/erased/zero/tv/erasure.json").read_text())
     assert choice["alpha"] in (1.0, 2.0) and choice["rule"] == "largest" and choice["grid"] == [1.0, 2.0]

@@ -5,6 +5,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
 
@@ -28,4 +29,26 @@ def alpha_tradeoff(records: dict[str, dict], path: str) -> None:
     es_ax.legend(title="concept (* = chosen alpha)", fontsize=8)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def nll_histograms(path: str, concept: str, nll_by_model: dict[str, dict]) -> None:
+    """Memories of forgotten concepts, Fig. 2: per model, the NLL of the concept images' seeds (E), the
+    reference images' seeds (R) and N(0, I) samples (N), each with its fitted Gaussian's mean marked."""
+    n = len(nll_by_model)
+    cols = min(4, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), constrained_layout=True, squeeze=False)
+    everything = [v for nll in nll_by_model.values() for values in nll.values() for v in values]
+    bins = np.linspace(min(everything), max(everything), 30)
+    for ax, (model, nll) in zip(axes.flat, nll_by_model.items()):
+        for key, label, color in (("normal", "N(0, I)", "grey"), ("reference", "reference (R)", "tab:blue"), ("concept", f"{concept} (E)", "tab:red")):
+            ax.hist(nll[key], bins=bins, alpha=0.5, color=color, label=label, density=True)
+            ax.axvline(float(np.mean(nll[key])), color=color, linewidth=1)
+        ax.set(title=model, xlabel="NLL of the seed")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)

@@ -73,6 +73,41 @@ def modality_order(models: list[str], attacks: dict[str, dict]) -> tuple[list[st
     return rows, columns
 
 
+def memories_long(records: dict[str, dict]) -> pd.DataFrame:
+    """One row per (concept, model) of the memories probe (unerase.memories), the lists summarised."""
+    rows = []
+    for concept, rec in records.items():
+        for model, r in rec["models"].items():
+            mean = lambda v: sum(v) / len(v) if v else float("nan")  # noqa: E731
+            rows.append(dict(concept=concept, model=model, psnr=mean(r["psnr"]), concept_reconstructed=r["concept_reconstructed"],
+                             nll_concept=mean(r["nll"]["concept"]), nll_reference=mean(r["nll"]["reference"]),
+                             nll_normal=mean(r["nll"]["normal"]), emd_concept_normal=r["concept_normal"],
+                             emd_reference_normal=r["reference_normal"], emd_concept_reference=r["concept_reference"],
+                             relative_distance=r["relative_distance"], distinct_seeds=r["many_seeds"]["mean_distinct"],
+                             seeds_per_image=r["many_seeds"]["seeds_per_image"], seed_distance_rms=mean(r["many_seeds"]["pairwise_rms"])))
+    return pd.DataFrame(rows)
+
+
+def memories_table(df: pd.DataFrame, models: list[str], labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """Rows = models (stacks after their weight method); per column one value per concept = the mean."""
+    labels = labels or {}
+    concepts = list(dict.fromkeys(df["concept"]))
+    by = df.set_index(["concept", "model"])
+    columns = {"reconstruction PSNR (dB)": ("psnr", "{:.1f}"), "concept in reconstructions (%)": ("concept_reconstructed", "pct"),
+               "relative distance EMD(E,N)/EMD(R,N)": ("relative_distance", "{:.2f}"),
+               "distinct seeds per image": ("distinct_seeds", "{:.1f}")}
+    rows = []
+    for m in ["base"] + [m for m in models if m != "base"]:
+        row = {"model": labels.get(m, m)}
+        for header, (key, fmt) in columns.items():
+            values = [by[key].get((c, m), float("nan")) for c in concepts]
+            known = [v for v in values if not pd.isna(v)]
+            show = (lambda v: _pct(v).replace(".0", "")) if fmt == "pct" else (lambda v, f=fmt: "–" if pd.isna(v) else f.format(v))
+            row[header] = " / ".join(show(v) for v in values) + " = " + (show(sum(known) / len(known)) if known else "–")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub Markdown table (no optional `tabulate` dependency)."""
     cols = list(df.columns)

@@ -1,11 +1,18 @@
-"""Figure step: the task vector's alpha / Erasure Score / control trade-off."""
+"""Figure steps: the task vector's alpha / Erasure Score / control trade-off; the memories probe's NLL histograms."""
 from __future__ import annotations
 
 from ..atomic import read_json
-from ..figures import alpha_tradeoff
+from ..figures import alpha_tradeoff, nll_histograms
 from ..progress import setup_logging
 
 
 def run(*, records, figure, concepts, threads=1, log=None):
     setup_logging(log)
     alpha_tradeoff({c: read_json(r) for c, r in zip(concepts, records, strict=True)}, figure)
+
+
+def memories(*, record, figure, threads=1, log=None):
+    """The memories probe's NLL histograms, one panel per model."""
+    setup_logging(log)
+    rec = read_json(record)
+    nll_histograms(figure, rec["concept"], {m: r["nll"] for m, r in rec["models"].items()})

@@ -6,7 +6,7 @@ import pandas as pd
 from ..atomic import atomic_path, read_json
 from ..evaluation import erasure_score
 from ..progress import setup_logging
-from ..tables import attacks_table, long_table, modality_order, paper_table, to_markdown
+from ..tables import attacks_table, long_table, memories_long, memories_table, modality_order, paper_table, to_markdown
 
 
 def erasure_scores(metrics: list[dict], diverse_set: str = "diverse-inversion") -> pd.DataFrame:
@@ -74,3 +74,24 @@ def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score
                        "paper): the highest mean concept probability (%) over the name's images and each Diverse-Inversion "
                        "embedding's.\n\n"
                        + to_markdown(by_attack))
+
+
+def memories(*, records, memories_md, memories_csv, concepts, methods, method_labels, threads=1, log=None):
+    """The memories probe's table: per model, reconstruction PSNR, the concept's share, the relative distance, distinct seeds."""
+    setup_logging(log)
+    recs = {c: read_json(r) for c, r in zip(concepts, records, strict=True)}
+    df = memories_long(recs)
+    with atomic_path(memories_csv) as tmp:
+        df.to_csv(tmp, index=False)
+    rows, _ = modality_order(methods, {})
+    any_rec = next(iter(recs.values()))
+    s = any_rec["settings"]
+    with atomic_path(memories_md) as tmp:
+        tmp.write_text(
+            "Memories of forgotten concepts (Rusanovsky et al. 2025), per concept "
+            f"({' / '.join(recs)}) = their mean. Seeds of {s['num_images']} concept images (E) and {s['num_images']} of the base "
+            "model's other-class images (R) by ReNoise inversion on each model's weights; reconstructions sampled back under the "
+            "model's guards. Relative distance: EMD of E's seed NLLs to N(0, I) over R's (above 1: the concept's seeds are less "
+            f"likely than other images'). Distinct seeds: of {s['seeds_per_image']} per image (VAE latents fitted from different "
+            f"starts), those reconstructing it at >= {s['psnr_threshold']} dB with the concept found, pairwise >= "
+            f"{s['min_distance']} RMS apart.\n\n" + to_markdown(memories_table(df, rows, method_labels)))

@@ -1,0 +1,198 @@
+"""Memories of forgotten concepts (Rusanovsky et al. 2025): the seeds z_T from which an erased model
+still regenerates the erased concept's images, how likely those seeds are under the sampler's N(0, I),
+and how many distinct seeds regenerate one image.
+
+Follows matanr/Memories_of_Forgotten_Concepts (protocols.md):
+- a seed is found by ReNoise inversion (DDIM inversion whose noise estimate at each step is refined
+  by re-predicting at the new point and averaging), prompted with the image's own caption, at
+  guidance 1; the reconstruction samples it back with the same caption at guidance 1;
+- NLL(z) = −Σ log N(z_i; 0, 1) over every latent dimension (a sum, the constant term included);
+- the distance of a set of seeds to N(0, I) is the squared 2-Wasserstein distance between Gaussians
+  fitted to the NLL values (`(μ₁−μ₂)² + σ₁² + σ₂² − 2σ₁σ₂`, variance ddof 0) — the reference's "EMD";
+  the relative distance EMD(E, N) / EMD(R, N) compares the erased concept's set E with a reference
+  set R of other images (the paper's Fig. 3; the reference code reports the two EMDs, not the ratio);
+- many seeds per image: the VAE latent is optimised to decode to the image from several starting
+  latents (the reference starts from other images' latents), and each result is inverted.
+
+Differences, recorded in the probe's output: N(0, I) samples are drawn from the config's seed (the
+reference's are unseeded); the VAE latent of the many-seeds search is used directly (the reference
+decodes it to 8-bit and re-encodes it); "distinct" seeds are counted, not only reported as distances.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMInverseScheduler
+
+
+def gaussian_nll(z: torch.Tensor) -> torch.Tensor:
+    """(N, ...) -> (N,): −Σ log N(z_i; 0, 1) over all but the first dimension."""
+    flat = z.flatten(1).double()
+    return (0.5 * flat.pow(2) + 0.5 * math.log(2 * math.pi)).sum(1)
+
+
+def fitted_emd(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Squared 2-Wasserstein distance between 1-D Gaussians fitted to `a` and `b` (ddof 0)."""
+    m1, m2 = a.double().mean(), b.double().mean()
+    v1, v2 = a.double().var(unbiased=False), b.double().var(unbiased=False)
+    return float((m1 - m2) ** 2 + v1 + v2 - 2 * torch.sqrt(v1 * v2))
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR (dB) of uint8 images (N, C, H, W) on [0, 1]; inf where they are equal."""
+    mse = (x.double() / 255 - y.double() / 255).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1 / mse)
+
+
+@torch.no_grad()
+def renoise_invert(components, latents: torch.Tensor, context: torch.Tensor, num_steps: int, renoise_steps: int,
+                   batch_size: int = 256) -> torch.Tensor:
+    """x_0 latents (scaled) -> seeds x_T. Each inverse DDIM step from x to x' predicts the noise at x,
+    then `renoise_steps` times re-predicts it at the current x' (at the step's timestep) and re-steps
+    from x, using the mean of the re-predictions (ReNoise, Garibi et al. 2024): the fixed point of
+    the step the forward sampler will take back. `renoise_steps` 0 is plain DDIM inversion."""
+    inverse = DDIMInverseScheduler.from_config(components.scheduler.config)
+    inverse.set_timesteps(num_steps, device=latents.device)
+    unet = components.unet
+    out = []
+    for start in range(0, len(latents), batch_size):
+        x = latents[start : start + batch_size].to(unet.dtype)
+        ctx = context[start : start + batch_size].to(x.dtype)
+        for t in inverse.timesteps:
+            eps = unet(x, t, encoder_hidden_states=ctx).sample
+            nxt = inverse.step(eps, t, x).prev_sample
+            estimates = []
+            for _ in range(renoise_steps):
+                estimates.append(unet(nxt, t, encoder_hidden_states=ctx).sample)
+                nxt = inverse.step(torch.stack(estimates).mean(0), t, x).prev_sample
+            x = nxt
+        out.append(x.float().cpu())
+    return torch.cat(out)
+
+
+def optimise_vae_latents(vae, targets: torch.Tensor, starts: torch.Tensor, steps: int, lr: float) -> torch.Tensor:
+    """Raw VAE latents (unscaled) that decode to `targets` (uint8, N images), each optimised from its row
+    of `starts` (N, C, h, w) by Adam on the MSE of the decoded image on [0, 1] (decoder output
+    unclamped, as in the reference). Different starts give different latents for the same image."""
+    target = targets.to(vae.device, torch.float32) / 255
+    z = starts.detach().clone().to(vae.device, torch.float32).requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=lr)
+    for p in vae.parameters():
+        p.requires_grad_(False)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        loss = F.mse_loss(vae.decode(z.to(vae.dtype)).sample.float() / 2 + 0.5, target)
+        loss.backward()
+        opt.step()
+    return z.detach()
+
+
+def distinct_reconstructing(seeds: torch.Tensor, reconstructs: torch.Tensor, min_distance: float) -> int:
+    """How many of one image's seeds (S, ...) reconstruct it (`reconstructs`, (S,) bool) and are pairwise
+    at least `min_distance` apart in RMS per dimension (greedy, in order). Two independent N(0, I)
+    seeds are √2 apart in these units."""
+    kept: list[torch.Tensor] = []
+    for seed, ok in zip(seeds.flatten(1).double(), reconstructs.tolist(), strict=True):
+        if ok and all(((seed - k).pow(2).mean().sqrt() >= min_distance) for k in kept):
+            kept.append(seed)
+    return len(kept)
+
+
+def relative_distance(concept_nll: torch.Tensor, reference_nll: torch.Tensor, normal_nll: torch.Tensor) -> dict:
+    """The three EMDs of the reference code and the paper's ratio EMD(E, N) / EMD(R, N): above 1, the
+    concept's seeds sit further from the sampler's distribution than other images' seeds."""
+    e_n, r_n = fitted_emd(concept_nll, normal_nll), fitted_emd(reference_nll, normal_nll)
+    return dict(concept_normal=e_n, reference_normal=r_n, concept_reference=fitted_emd(concept_nll, reference_nll),
+                relative_distance=e_n / r_n if r_n > 0 else float("inf"))
+
+
+def find_seeds(components, latents: torch.Tensor, captions: list[str], num_steps: int, renoise_steps: int) -> torch.Tensor:
+    """Seeds of scaled x_0 latents, each inverted with its own caption at guidance 1."""
+    from .text import encode
+
+    context = encode(components.tokenizer, components.text_encoder, captions)
+    return renoise_invert(components, latents.to(components.device), context, num_steps, renoise_steps)
+
+
+@dataclass
+class ProbeInputs:
+    """What every model of a concept is probed with: computed once, since erasure leaves the VAE alone."""
+    concept_images: torch.Tensor        # E, uint8
+    concept_captions: list[str]
+    concept_latents: torch.Tensor       # E's scaled VAE posterior means
+    reference_latents: torch.Tensor     # R's
+    reference_captions: list[str]
+    many_targets: torch.Tensor          # the images of the many-seeds search, each repeated seeds_per_image times
+    many_latents: torch.Tensor          # their VAE latents fitted from different starts (scaled)
+    many_captions: list[str]
+    normal_nll: torch.Tensor            # N(0, I) samples' NLL
+
+
+def prepare(components, *, concept_images: torch.Tensor, concept_captions: list[str], reference_images: torch.Tensor,
+            reference_captions: list[str], normal_nll: torch.Tensor, settings: dict) -> ProbeInputs:
+    """E's and R's latents, and the many-seeds search's VAE latents: the images of E each fitted from
+    `seeds_per_image` starts, the encoder latents of R's images (the reference starts from other images' latents)."""
+    from .diffusion import LatentBank
+
+    s = settings
+    concept, reference = LatentBank.from_uint8(components, concept_images), LatentBank.from_uint8(components, reference_images)
+    m, S = min(s["many_seeds_images"], len(concept_images)), s["seeds_per_image"]
+    targets = concept_images[:m].repeat_interleave(S, 0)
+    starts = reference.mean[torch.arange(m * S) % len(reference)]
+    z = optimise_vae_latents(components.vae, targets, starts, s["vae_steps"], s["vae_lr"])
+    return ProbeInputs(concept_images, list(concept_captions), concept.mean * concept.scale, reference.mean * reference.scale,
+                       list(reference_captions), targets, z * components.vae_scale,
+                       [c for c in concept_captions[:m] for _ in range(S)], normal_nll)
+
+
+def model_seeds(components, inputs: ProbeInputs, settings: dict, num_steps: int) -> dict:
+    """A model's seeds (they depend on its weights only): E's, R's and the many-seeds search's, with
+    their NLLs and the EMDs to N(0, I)."""
+    parts = dict(concept=(inputs.concept_latents, inputs.concept_captions), reference=(inputs.reference_latents, inputs.reference_captions),
+                 many=(inputs.many_latents, inputs.many_captions))
+    # one inversion of the three sets together: fewer, larger UNet calls
+    everything = find_seeds(components, torch.cat([p[0] for p in parts.values()]), [c for p in parts.values() for c in p[1]], num_steps,
+                            settings["renoise_steps"])
+    seeds = dict(zip(parts, everything.split([len(p[0]) for p in parts.values()])))
+    nll = dict(concept=gaussian_nll(seeds["concept"]), reference=gaussian_nll(seeds["reference"]), normal=inputs.normal_nll)
+    return dict(seeds=seeds, nll=nll, **relative_distance(nll["concept"], nll["reference"], inputs.normal_nll))
+
+
+def probe_model(components, inputs: ProbeInputs, found: dict, settings: dict, *, num_steps: int, batch_size: int, concept_score,
+                guard_options: dict | None = None, seed: int = 0) -> dict:
+    """One audited model's memories from its weights' seeds (`found`, model_seeds): the reconstructions'
+    PSNR and concept share (`concept_score(uint8 images) -> (N,) bool`, the evaluator) for E and for the
+    many-seeds search, sampled at guidance 1 with each image's caption under the model's guards."""
+    from .sampling import generate
+
+    s, options = settings, dict(guard_options or {})
+
+    def reconstruct(seeds, captions):
+        return generate(components, captions, [seed + i for i in range(len(seeds))], 1.0, num_steps, batch_size, latents=seeds, **options)
+
+    back = reconstruct(found["seeds"]["concept"], inputs.concept_captions)
+    concept_psnr, recognised = psnr(back, inputs.concept_images), concept_score(back)
+    m, S = len(inputs.many_targets) // s["seeds_per_image"], s["seeds_per_image"]
+    many = found["seeds"]["many"]
+    back = reconstruct(many, inputs.many_captions)
+    many_psnr = psnr(back, inputs.many_targets).reshape(m, S)
+    many_recognised = concept_score(back).reshape(m, S)
+    ok = (many_psnr >= s["psnr_threshold"]) & many_recognised
+    flat = many.flatten(1).double().reshape(m, S, -1)
+    distinct = [distinct_reconstructing(flat[i], ok[i], s["min_distance"]) for i in range(m)]
+    pairwise = [float(torch.pdist(flat[i]).mean() / math.sqrt(flat.shape[-1])) for i in range(m)] if S > 1 else []
+
+    def finite(values: torch.Tensor) -> list[float]:  # JSON has no inf: identical images are capped at 99 dB
+        return [round(min(float(v), 99.0), 4) for v in values]
+
+    return dict(
+        nll={k: [round(float(v), 3) for v in values] for k, values in found["nll"].items()},
+        psnr=finite(concept_psnr), concept_reconstructed=float(recognised.float().mean()),
+        concept_normal=found["concept_normal"], reference_normal=found["reference_normal"],
+        concept_reference=found["concept_reference"], relative_distance=found["relative_distance"],
+        many_seeds=dict(images=m, seeds_per_image=S, psnr=[finite(r) for r in many_psnr], recognised=many_recognised.tolist(),
+                        distinct=distinct, mean_distinct=sum(distinct) / max(1, m), pairwise_rms=pairwise),
+    )

@@ -1,0 +1,67 @@
+"""Memories probe step: one concept, every audited model (unerase.memories). One job per concept, as
+for evaluation: the base model loads once and each model is its UNet patch and guards over it."""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from ..atomic import write_json
+from ..components import load_unet_patch
+from ..evaluation import label_probability
+from ..images_io import load_image_set
+from ..memories import gaussian_nll, model_seeds, prepare, probe_model
+from ..progress import log as logger
+from ._shared import load_model, start
+
+
+def captions_of(meta: dict, count: int, fallback: str) -> list[str]:
+    """The prompts an image set was drawn with; `fallback` for user-supplied real images."""
+    prompts = meta.get("prompts", [])
+    return [p if i < len(prompts) and not p.startswith("real:") else fallback for i, p in enumerate(prompts[:count])] + \
+        [fallback] * max(0, count - len(prompts))
+
+
+def run(*, manifest, concept_images, reference_images, classifier, record, models, patches, guards, settings, concept_text,
+        label, templates, num_steps, batch_size, seed, threads=1, log=None, **patch_inputs):
+    """`models[i]` is audited with UNet patch `patches[i]` ("" for none) and guard options `guards[i]`;
+    `patch_inputs` are the same patches as the job's named inputs (what makes Snakemake wait for them)."""
+    device = start(threads, log)
+    base = load_model(manifest, device)
+    standard = copy.deepcopy(base.unet)
+    n = settings["num_images"]
+    images, _, meta = load_image_set(concept_images)
+    reference, _, ref_meta = load_image_set(reference_images)
+    if len(images) < n or len(reference) < n:
+        raise ValueError(f"probes.memories.num_images {n}: {concept_images} has {len(images)} images and {reference_images} "
+                         f"{len(reference)} (concept_images.count, evaluation.images_per_cell)")
+    concept_captions = captions_of(meta, n, templates[0].format(concept_text))
+    reference_captions = captions_of(ref_meta, n, "")
+    normal = torch.randn((settings["num_normal"], *base.latent_shape), generator=torch.Generator().manual_seed(seed))
+    normal_nll = gaussian_nll(normal)
+
+    def concept_score(x):
+        return label_probability(x, torch.full((len(x),), label), classifier) >= 0.5
+
+    inputs = prepare(base, concept_images=images[:n], concept_captions=concept_captions, reference_images=reference[:n],
+                     reference_captions=reference_captions, normal_nll=normal_nll, settings=settings)
+    seeds_by_weights = {}  # a guard leaves the weights alone: a stack's seeds are its weight method's
+    results = {}
+    for model, patch, options in zip(models, patches, guards, strict=True):
+        components = copy.copy(base)
+        components.unet = copy.deepcopy(standard)
+        if patch:
+            load_unet_patch(components.unet, patch)
+        if patch not in seeds_by_weights:
+            seeds_by_weights[patch] = model_seeds(components, inputs, settings, num_steps)
+        options = dict(options)
+        if "irece" in options:
+            options["standard_unet"] = standard
+        results[model] = r = probe_model(components, inputs, seeds_by_weights[patch], settings, num_steps=num_steps,
+                                         batch_size=batch_size, concept_score=concept_score, guard_options=options, seed=seed)
+        logger.info("memories %s/%s: PSNR %.1f dB, concept %.0f %%, relative distance %.2f, distinct seeds %.1f of %d", concept_text,
+                    model, sum(r["psnr"]) / n, 100 * r["concept_reconstructed"], r["relative_distance"],
+                    r["many_seeds"]["mean_distinct"], r["many_seeds"]["seeds_per_image"])
+    write_json(record, dict(concept=concept_text, settings=dict(settings), num_steps=num_steps, seed=seed, models=results,
+                            notes="seeds by ReNoise inversion with each image's caption at guidance 1; reconstructions under the "
+                                  "model's guards; PSNR of identical images capped at 99 dB"))

@@ -1,0 +1,101 @@
+"""Memories of forgotten concepts: the closed forms, the seed search, the probe on a tiny model."""
+import math
+
+import pytest
+import torch
+
+from unerase import memories
+
+
+def test_nll_is_the_sum_of_the_standard_normal_log_density():
+    z = torch.tensor([[0.0, 0.0], [1.0, -2.0]])
+    c = math.log(2 * math.pi)
+    assert memories.gaussian_nll(z).tolist() == pytest.approx([c, 0.5 * (1 + 4) + c])
+    normal = torch.randn(4000, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    d = 4 * 8 * 8  # E[NLL] = d/2 (1 + log 2π), sd = sqrt(d/2) for N(0, I) samples
+    nll = memories.gaussian_nll(normal)
+    assert float(nll.mean()) == pytest.approx(d / 2 * (1 + c), rel=2e-3) and float(nll.std()) == pytest.approx(math.sqrt(d / 2), rel=0.05)
+
+
+def test_emd_is_the_squared_wasserstein_distance_of_fitted_gaussians():
+    a, b = torch.tensor([1.0, 3.0]), torch.tensor([10.0, 14.0, 10.0, 14.0])  # N(2, 1) and N(12, 4)
+    assert memories.fitted_emd(a, b) == pytest.approx((2 - 12) ** 2 + 1 + 4 - 2 * 1 * 2)
+    assert memories.fitted_emd(b, b) == pytest.approx(0.0)
+    d = memories.relative_distance(a, b, b)
+    assert d["reference_normal"] == 0 and d["relative_distance"] == float("inf")
+    d = memories.relative_distance(b, a + 1, a)
+    assert d["relative_distance"] == pytest.approx(memories.fitted_emd(b, a) / memories.fitted_emd(a + 1, a))
+
+
+def test_psnr_on_known_arrays():
+    x = torch.zeros(2, 1, 4, 4, dtype=torch.uint8)
+    y = x.clone()
+    y[0] = 255  # every pixel off by 1 on [0, 1]: 0 dB
+    y[1, 0, 0, 0] = 51  # one pixel of 16 off by 0.2: mse 0.04 / 16
+    out = memories.psnr(y, x)
+    assert out[0].item() == pytest.approx(0.0) and out[1].item() == pytest.approx(10 * math.log10(16 / 0.04))
+    assert memories.psnr(x, x)[0].item() == float("inf")
+
+
+def test_distinct_seeds_need_to_reconstruct_and_to_be_apart():
+    seeds = torch.tensor([[0.0, 0.0], [0.01, 0.0], [1.0, 1.0], [2.0, 2.0]])
+    assert memories.distinct_reconstructing(seeds, torch.tensor([True, True, True, False]), 0.1) == 2  # 2nd too close, 4th fails
+    assert memories.distinct_reconstructing(seeds, torch.tensor([True] * 4), 0.0) == 4
+
+
+def test_renoise_refines_the_inversion(tiny_pipeline_dir):
+    from unerase.components import load_components
+    from unerase.sampling import ddim_loop, initial_latents
+    from unerase.text import encode
+
+    model = load_components(str(tiny_pipeline_dir))
+    ctx = encode(model.tokenizer, model.text_encoder, ["zero"] * 3)
+    with torch.no_grad():
+        z0 = ddim_loop(model.unet, model.scheduler, initial_latents(model.latent_shape, [1, 2, 3], "cpu"), ctx, ctx, 1.0, 10)[0]
+
+    def error(renoise):
+        seeds = memories.renoise_invert(model, z0, ctx, 10, renoise)
+        with torch.no_grad():
+            back = ddim_loop(model.unet, model.scheduler, seeds, ctx, ctx, 1.0, 10)[0]
+        return float((back - z0).pow(2).mean())
+
+    assert error(3) < error(0)  # the fixed point of the forward step is closer than plain DDIM inversion
+
+
+def test_vae_latents_from_different_starts_fit_the_same_image(tiny_pipeline_dir):
+    from unerase.components import load_components
+
+    model = load_components(str(tiny_pipeline_dir))
+    channels, size = model.vae.config.in_channels, model.unet.config.sample_size * 2 ** (len(model.vae.config.block_out_channels) - 1)
+    target = torch.randint(0, 256, (1, channels, size, size), generator=torch.Generator().manual_seed(0), dtype=torch.uint8).repeat(2, 1, 1, 1)
+    starts = torch.randn(2, *model.latent_shape, generator=torch.Generator().manual_seed(1)) * 3
+
+    def fit(steps):
+        z = memories.optimise_vae_latents(model.vae, target, starts, steps, 5e-2)
+        with torch.no_grad():
+            decoded = model.vae.decode(z).sample / 2 + 0.5
+        return z, float((decoded - target / 255).pow(2).mean())
+
+    (z0, before), (z, after) = fit(0), fit(60)
+    assert torch.equal(z0, starts) and after < before
+    assert not torch.allclose(z[0], z[1])  # two starts, two latents for one image
+
+
+def test_probe_on_the_sd_layout_reports_every_quantity(sd_layout_dir):
+    from unerase.components import load_components
+
+    model = load_components(str(sd_layout_dir))
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (3, 3, 16, 16), generator=gen, dtype=torch.uint8)
+    reference = torch.randint(0, 256, (3, 3, 16, 16), generator=gen, dtype=torch.uint8)
+    settings = dict(renoise_steps=1, many_seeds_images=2, seeds_per_image=2, vae_steps=2, vae_lr=1e-2, psnr_threshold=0.0, min_distance=0.0)
+    normal = memories.gaussian_nll(torch.randn(5, 4, 8, 8, generator=gen))
+    inputs = memories.prepare(model, concept_images=images, concept_captions=["zero"] * 3, reference_images=reference,
+                              reference_captions=["one", "two", "three"], normal_nll=normal, settings=settings)
+    assert inputs.many_latents.shape == (4, 4, 8, 8) and torch.equal(inputs.many_targets[1], images[0])
+    found = memories.model_seeds(model, inputs, settings, num_steps=3)
+    out = memories.probe_model(model, inputs, found, settings, num_steps=3, batch_size=4, concept_score=lambda x: torch.ones(len(x), dtype=torch.bool),
+                               guard_options={"irece": dict(concept="zero", tokens="zero", threshold=0.4, at=0.5)})
+    assert len(out["nll"]["concept"]) == 3 and len(out["nll"]["normal"]) == 5 and len(out["psnr"]) == 3
+    assert out["relative_distance"] == pytest.approx(out["concept_normal"] / out["reference_normal"])
+    assert out["many_seeds"]["distinct"] == [2, 2] and out["concept_reconstructed"] == 1.0
