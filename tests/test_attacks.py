@@ -323,9 +323,8 @@ def _psnr(a, b):
 
 
 def test_ddim_inversion_then_regeneration_reconstructs_the_latent(tiny_pipeline_dir):
-    from unerase.attacks.latent_inversion import ddim_invert
     from unerase.components import load_components
-    from unerase.sampling import initial_latents
+    from unerase.sampling import ddim_invert, initial_latents
     from unerase.text import encode
 
     model = load_components(str(tiny_pipeline_dir))

@@ -45,7 +45,7 @@ def test_distinct_seeds_need_to_reconstruct_and_to_be_apart():
 
 def test_renoise_refines_the_inversion(tiny_pipeline_dir):
     from unerase.components import load_components
-    from unerase.sampling import ddim_loop, initial_latents
+    from unerase.sampling import ddim_invert, ddim_loop, initial_latents
     from unerase.text import encode
 
     model = load_components(str(tiny_pipeline_dir))
@@ -54,7 +54,7 @@ def test_renoise_refines_the_inversion(tiny_pipeline_dir):
         z0 = ddim_loop(model.unet, model.scheduler, initial_latents(model.latent_shape, [1, 2, 3], "cpu"), ctx, ctx, 1.0, 10)[0]
 
     def error(renoise):
-        seeds = memories.renoise_invert(model, z0, ctx, 10, renoise)
+        seeds = ddim_invert(model, z0, ctx, 10, renoise)
         with torch.no_grad():
             back = ddim_loop(model.unet, model.scheduler, seeds, ctx, ctx, 1.0, 10)[0]
         return float((back - z0).pow(2).mean())

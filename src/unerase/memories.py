@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMInverseScheduler
+
+from .sampling import ddim_invert
 
 
 def gaussian_nll(z: torch.Tensor) -> torch.Tensor:
@@ -45,32 +46,6 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR (dB) of uint8 images (N, C, H, W) on [0, 1]; inf where they are equal."""
     mse = (x.double() / 255 - y.double() / 255).pow(2).flatten(1).mean(1)
     return 10 * torch.log10(1 / mse)
-
-
-@torch.no_grad()
-def renoise_invert(components, latents: torch.Tensor, context: torch.Tensor, num_steps: int, renoise_steps: int,
-                   batch_size: int = 256) -> torch.Tensor:
-    """x_0 latents (scaled) -> seeds x_T. Each inverse DDIM step from x to x' predicts the noise at x,
-    then `renoise_steps` times re-predicts it at the current x' (at the step's timestep) and re-steps
-    from x, using the mean of the re-predictions (ReNoise, Garibi et al. 2024): the fixed point of
-    the step the forward sampler will take back. `renoise_steps` 0 is plain DDIM inversion."""
-    inverse = DDIMInverseScheduler.from_config(components.scheduler.config)
-    inverse.set_timesteps(num_steps, device=latents.device)
-    unet = components.unet
-    out = []
-    for start in range(0, len(latents), batch_size):
-        x = latents[start : start + batch_size].to(unet.dtype)
-        ctx = context[start : start + batch_size].to(x.dtype)
-        for t in inverse.timesteps:
-            eps = unet(x, t, encoder_hidden_states=ctx).sample
-            nxt = inverse.step(eps, t, x).prev_sample
-            estimates = []
-            for _ in range(renoise_steps):
-                estimates.append(unet(nxt, t, encoder_hidden_states=ctx).sample)
-                nxt = inverse.step(torch.stack(estimates).mean(0), t, x).prev_sample
-            x = nxt
-        out.append(x.float().cpu())
-    return torch.cat(out)
 
 
 def optimise_vae_latents(vae, targets: torch.Tensor, starts: torch.Tensor, steps: int, lr: float) -> torch.Tensor:
@@ -114,7 +89,7 @@ def find_seeds(components, latents: torch.Tensor, captions: list[str], num_steps
     from .text import encode
 
     context = encode(components.tokenizer, components.text_encoder, captions)
-    return renoise_invert(components, latents.to(components.device), context, num_steps, renoise_steps)
+    return ddim_invert(components, latents.to(components.device), context, num_steps, renoise_steps)
 
 
 @dataclass

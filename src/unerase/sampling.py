@@ -1,9 +1,10 @@
-"""Batched DDIM sampling with classifier-free guidance, one fixed seed per image."""
+"""Batched DDIM sampling with classifier-free guidance, one fixed seed per image, and its inverse."""
 from __future__ import annotations
 
 import copy
 
 import torch
+from diffusers import DDIMInverseScheduler
 
 from .components import Components
 from .text import encode
@@ -32,6 +33,33 @@ def ddim_loop(unet, scheduler, latents, cond, uncond, guidance_scale: float, num
         direction = safety.guided(i, *eps) if safety is not None else eps[1] - eps[0]
         latents = scheduler.step(eps[0] + guidance_scale * direction, t, latents).prev_sample
     return latents, None
+
+
+@torch.no_grad()
+def ddim_invert(components: Components, latents: torch.Tensor, context: torch.Tensor, num_steps: int, renoise_steps: int = 0,
+                batch_size: int = 256) -> torch.Tensor:
+    """The inverse of `ddim_loop` at guidance 1: scaled x_0 latents (N, C, h, w) -> seeds x_T by
+    `num_steps` inverse DDIM steps (diffusers' DDIMInverseScheduler from the model's scheduler config)
+    with the noise predicted for `context` (1 row for all, or N). With `renoise_steps` > 0 each step is
+    ReNoise's (Garibi et al. 2024): the noise is re-predicted that many times at the new point x' (at
+    the step's timestep) and the step re-taken from x with the mean of the re-predictions, towards the
+    fixed point of the step the forward sampler takes back."""
+    inverse = DDIMInverseScheduler.from_config(components.scheduler.config)
+    inverse.set_timesteps(num_steps, device=latents.device)
+    unet = components.unet
+    out = []
+    for start in range(0, len(latents), batch_size):
+        x = latents[start : start + batch_size].to(unet.dtype)
+        ctx = (context.expand(len(x), -1, -1) if len(context) == 1 else context[start : start + batch_size]).to(x.dtype)
+        for t in inverse.timesteps:
+            nxt = inverse.step(unet(x, t, encoder_hidden_states=ctx).sample, t, x).prev_sample
+            estimates = []
+            for _ in range(renoise_steps):
+                estimates.append(unet(nxt, t, encoder_hidden_states=ctx).sample)
+                nxt = inverse.step(torch.stack(estimates).mean(0), t, x).prev_sample
+            x = nxt
+        out.append(x.float().cpu())
+    return torch.cat(out)
 
 
 @torch.no_grad()

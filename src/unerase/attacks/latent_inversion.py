@@ -18,33 +18,15 @@ at any scale predicts the same noise on an unguarded model, so the regeneration 
 from __future__ import annotations
 
 import torch
-from diffusers import DDIMInverseScheduler
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..atomic import atomic_path
 from ..diffusion import LatentBank
 from ..images_io import load_image_set
+from ..sampling import ddim_invert
 from ..text import encode
 from .job import AttackJob
-
-
-@torch.no_grad()
-def ddim_invert(components, latents: torch.Tensor, context: torch.Tensor, num_steps: int, batch_size: int = 256) -> torch.Tensor:
-    """x_0 latents (N, C, h, w), scaled -> x_T by `num_steps` inverse DDIM steps with the noise predicted
-    for `context` (1 or N rows of text-encoder states). The forward DDIM sampler at `num_steps` steps
-    visits the same timesteps in reverse."""
-    inverse = DDIMInverseScheduler.from_config(components.scheduler.config)
-    inverse.set_timesteps(num_steps, device=latents.device)
-    out = []
-    for start in range(0, len(latents), batch_size):
-        x = latents[start : start + batch_size].to(components.unet.dtype)
-        ctx = context.expand(len(x), -1, -1) if len(context) == 1 else context[start : start + batch_size]
-        for t in inverse.timesteps:
-            eps = components.unet(x, t, encoder_hidden_states=ctx.to(x.dtype)).sample
-            x = inverse.step(eps, t, x).prev_sample
-        out.append(x.float().cpu())
-    return torch.cat(out)
 
 
 def concept_latents(components, images_path: str, count: int) -> torch.Tensor:
