@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 from snakemake.utils import validate
 
-from unerase.attacks import ATTACKS, artefact_path  # the registries (no torch import)
+from unerase.attacks import ATTACKS, artefact_path, learned_by  # the registries (no torch import)
 from unerase.erasure import METHODS as ERASURE_METHODS
 from unerase.erasure import parse_stack, stack_label
 
@@ -89,8 +89,10 @@ wildcard_constraints:
 
 
 def attack_names(artefact):
-    """Regex of the attacks that run a job of their own and write this kind of artefact."""
-    return "|".join(re.escape(a) for a, spec in ATTACKS.items() if spec.module and spec.artefact == artefact)
+    """Regex of the attacks that run a job of their own and write this kind of artefact ("(?!)", matching
+    nothing, where there are none: an empty constraint would be no constraint)."""
+    names = [re.escape(a) for a, spec in ATTACKS.items() if spec.module and not spec.in_generation and spec.artefact == artefact]
+    return "|".join(names) or "(?!)"
 
 
 def log_path(rule_name, *parts):
@@ -135,7 +137,9 @@ def attacked_model(model, attack):
     the attack is learned on the stack's weights (the base for a guard alone) and then sampled under the
     guard (CCE's attack on Negative Prompt); with `through_sld`, a stack with an SLD guard is attacked
     through the guard itself (CCE's Algorithm 2) by the attacks that can (Concept Inversion), so it is
-    learned on the whole stack."""
+    learned on the whole stack. An attack learned in the generation job is learned on the model that job loads."""
+    if ATTACKS[attack].in_generation:
+        return model
     if (model != "base" and THROUGH_SLD and "through_sld" in ATTACKS[attack].guard_settings
             and any(g.config == "sld" for g in parse_stack(model)[1])):
         return model
@@ -147,9 +151,42 @@ def through_guard(model, attack):
     return model != (weight_part(model) or "base") and attacked_model(model, attack) == model
 
 
-def attack_artefacts(wildcards):
+def attack_artefact_paths(wildcards):
     """The artefact of each attack of the audit, in ATTACKS_RUN's order, as used on model `wildcards.model`."""
     return [artefact_path(wildcards.concept, attacked_model(wildcards.model, a), a) for a in ATTACKS_RUN]
+
+
+# Attacks learned inside each model's generation job (registry: in_generation): those of the audit and those
+# a black-box attack of the audit transfers from the base model.
+INLINE_ATTACKS = [a for a, spec in ATTACKS.items() if spec.in_generation and any(learned_by(r).name == a for r in ATTACKS_RUN)]
+
+
+def made_in_generation(model, attack):
+    """Whether the artefact `attack` uses on `model` is written by `model`'s own generation job."""
+    source = "base" if ATTACKS[attack].learned_on == "base" else attacked_model(model, attack)
+    return learned_by(attack).in_generation and source == model
+
+
+def attack_artefacts(wildcards):
+    """The artefacts a generation job reads that other jobs write."""
+    return [p for a, p in zip(ATTACKS_RUN, attack_artefact_paths(wildcards)) if not made_in_generation(wildcards.model, a)]
+
+
+def inline_attack_outputs(model):
+    """The artefacts and records of the attacks learned in `model`'s generation job."""
+    if not INLINE_ATTACKS:
+        return {}
+    return dict(inline_artefacts=[artefact_path("{concept}", model, a) for a in INLINE_ATTACKS],
+                inline_records=[f"results/attacks/{{concept}}/{model}/{a}/attack.json" for a in INLINE_ATTACKS])
+
+
+def inline_attack_inputs(wildcards):
+    return {need: _ATTACK_NEEDS[need](wildcards.concept) for a in INLINE_ATTACKS for need in ATTACKS[a].needs}
+
+
+# Each inline attack's config block and sampler keys: a change re-runs the generation jobs, which learn it.
+INLINE_ATTACK_PARAMS = {a: dict(settings=config["attacks"][ATTACKS[a].config],
+                                sampling={k: config["sampling"][k] for k in ATTACKS[a].sampling}) for a in INLINE_ATTACKS}
 
 
 # Where each input an attack may declare (`needs` in the registry) comes from, per concept.
@@ -267,15 +304,43 @@ def metric_files():
 PROBES_RUN = config["probes"]["run"]
 
 
-def memories_patches(wildcards):
-    """The UNet patch of every audited weight method of the concept, by name (the memories job's inputs)."""
-    weights = sorted({weight_part(m) for m in AUDITED_MODELS} - {None})
-    return {f"patch_{w.replace('-', '_')}": f"results/erased/{wildcards.concept}/{w}/unet_patch.safetensors" for w in weights}
+def probe_patches(models):
+    """Input function: the UNet patch of every weight method among `models`, by name (a probe job's inputs)."""
+    def patches(wildcards):
+        weights = sorted({weight_part(m) for m in models} - {None})
+        return {f"patch_{w.replace('-', '_')}": f"results/erased/{wildcards.concept}/{w}/unet_patch.safetensors" for w in weights}
+    return patches
 
 
-def memories_patch_list(wildcards):
-    """Per audited model (AUDITED_MODELS' order), its UNet patch path, "" for the base and guards alone."""
-    return [unet_patch(SimpleNamespace(concept=wildcards.concept, model=m)).get("unet_patch", "") for m in AUDITED_MODELS]
+def probe_patch_list(models):
+    """Param function: per model of `models` (in order), its UNet patch path, "" for the base and guards alone."""
+    return lambda wildcards: [unet_patch(SimpleNamespace(concept=wildcards.concept, model=m)).get("unet_patch", "") for m in models]
+
+
+def probe_guards(models):
+    """Param function: per model of `models` (in order), its guards' sampler options."""
+    return lambda wildcards: [sampling_options(SimpleNamespace(concept=wildcards.concept, model=m)) for m in models]
+
+
+SAFETY_GRID_MODELS = config["probes"]["safety_grid"]["models"]
+
+
+def _check_safety_grid():
+    if "safety-grid" not in PROBES_RUN:
+        return
+    for m in SAFETY_GRID_MODELS:
+        if m not in AUDITED_MODELS:
+            raise ValueError(f"config key 'probes.safety_grid.models': '{m}' is not an audited model (base or one of "
+                             f"erasure.methods: {', '.join(METHODS)}); add it to erasure.methods or drop it here")
+    dims = config["probes"]["safety_grid"]["dims"]
+    if dims >= len(config["classes"]):
+        raise ValueError(f"config key 'probes.safety_grid.dims' ({dims}): must be below the number of classes "
+                         f"({len(config['classes'])}), whose names' principal axes span the grid")
+    if "{}" not in config["probes"]["safety_grid"]["template"]:
+        raise ValueError("config key 'probes.safety_grid.template': has no {} where the grid's token goes")
+
+
+_check_safety_grid()
 
 
 def final_outputs():
@@ -286,7 +351,8 @@ def final_outputs():
         "results/evaluator/classifier.json",
     ] + [f"results/erased/{c}/{w}/erasure.json" for c in CONCEPTS for w in sorted({weight_part(m) for m in METHODS} - {None})] + (
         ["results/figures/tv_es_alpha.png"] if "tv-es" in {weight_part(m) for m in METHODS} else []) + (
-        [f"results/figures/memories_nll_{c}.png" for c in CONCEPTS] + ["results/tables/memories.md"] if "memories" in PROBES_RUN else [])
+        [f"results/figures/memories_nll_{c}.png" for c in CONCEPTS] + ["results/tables/memories.md"] if "memories" in PROBES_RUN else []) + (
+        ["results/figures/safety_grid.png", "results/tables/safety_grid.md"] if "safety-grid" in PROBES_RUN else [])
 
 
 # --- generation ---

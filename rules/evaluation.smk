@@ -6,6 +6,7 @@ localrules:
     evaluate,
     tables,
     memories_table,
+    safety_grid_table,
 
 
 rule evaluate:
@@ -69,3 +70,22 @@ rule memories_table:
         "../envs/unerase.yaml"
     script:
         "../scripts/memories_table.py"
+
+
+rule safety_grid_table:
+    input:
+        records=expand("results/probes/{concept}/safety_grid.json", concept=CONCEPTS),
+        accuracy="results/tables/accuracy.csv",
+    output:
+        grid_md=report("results/tables/safety_grid.md", category="Tables"),
+        grid_csv="results/tables/safety_grid.csv",
+    log:
+        log_path("tables", "safety_grid"),
+    params:
+        concepts=CONCEPTS,
+        models=SAFETY_GRID_MODELS,
+        method_labels=method_labels(),
+    conda:
+        "../envs/unerase.yaml"
+    script:
+        "../scripts/safety_grid_table.py"

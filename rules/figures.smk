@@ -4,6 +4,7 @@
 localrules:
     alpha_tradeoff,
     memories_figure,
+    safety_grid_figure,
 
 
 rule alpha_tradeoff:
@@ -35,3 +36,20 @@ rule memories_figure:
         "../envs/unerase.yaml"
     script:
         "../scripts/memories_figure.py"
+
+
+rule safety_grid_figure:
+    # Task-Vector paper Fig. 3: the best grid prompt's probability against the complexity class, per model.
+    input:
+        records=expand("results/probes/{concept}/safety_grid.json", concept=CONCEPTS),
+    output:
+        figure=report("results/figures/safety_grid.png", category="Figures"),
+    log:
+        log_path("figures", "safety_grid"),
+    params:
+        concepts=CONCEPTS,
+        method_labels=method_labels(),
+    conda:
+        "../envs/unerase.yaml"
+    script:
+        "../scripts/safety_grid_figure.py"

@@ -3,12 +3,15 @@
 
 rule generate:
     # The audited models: the concept's name, each attack's embeddings or prompts, the other classes.
+    # Attacks cheaper than a job (registry: in_generation) are learned here on the loaded model first.
     input:
         unpack(unet_patch),
+        unpack(inline_attack_inputs),
         manifest="results/base_model/manifest.json",
-        artefacts=attack_artefacts,
+        needed_artefacts=attack_artefacts,
     output:
         **generation_outputs("{model}", PROMPT_SETS),
+        **inline_attack_outputs("{model}"),
     log:
         log_path("generate", "{concept}", "{model}"),
     benchmark:
@@ -16,6 +19,9 @@ rule generate:
     params:
         prompt_sets=PROMPT_SETS,
         attack_sets=ATTACKS_RUN,
+        artefacts=attack_artefact_paths,
+        inline=INLINE_ATTACK_PARAMS,
+        model_name="{model}",
         sampling_options=sampling_options,
         **GENERATION_PARAMS,
     threads: RES["threads"]

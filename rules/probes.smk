@@ -1,12 +1,13 @@
 # Latent-space probes that measure rather than attack (issue #8). The DDIM latent inversion is an attack
-# (rules/attacks.smk); the memories probe reads seeds' likelihoods and reconstructions on every model.
+# (rules/attacks.smk); the memories probe reads seeds' likelihoods and reconstructions on every model, the
+# unconditional-safety grid searches a low-dimensional prompt space on the models of probes.safety_grid.models.
 
 
 rule memories:
     # Memories of forgotten concepts: one job per concept over every audited model (the base model
     # loads once; each model is its UNet patch and guards over it), like `evaluate`.
     input:
-        unpack(memories_patches),
+        unpack(probe_patches(AUDITED_MODELS)),
         manifest="results/base_model/manifest.json",
         concept_images="results/concept_images/{concept}/images.safetensors",
         reference_images="results/generations/{concept}/base/control.safetensors",  # R: the base model's other classes
@@ -19,8 +20,8 @@ rule memories:
         benchmark_path("memories", "{concept}"),
     params:
         models=AUDITED_MODELS,
-        patches=memories_patch_list,
-        guards=lambda wc: [sampling_options(SimpleNamespace(concept=wc.concept, model=m)) for m in AUDITED_MODELS],
+        patches=probe_patch_list(AUDITED_MODELS),
+        guards=probe_guards(AUDITED_MODELS),
         settings=config["probes"]["memories"],
         concept_text=concept_text,
         label=concept_label,
@@ -35,3 +36,37 @@ rule memories:
         "../envs/unerase.yaml"
     script:
         "../scripts/memories.py"
+
+
+rule safety_grid:
+    # The Task-Vector paper's unconditional-safety grid (§3, Fig. 3): one job per concept over the models
+    # of probes.safety_grid.models; the grid itself depends only on the base model's token table.
+    input:
+        unpack(probe_patches(SAFETY_GRID_MODELS)),
+        manifest="results/base_model/manifest.json",
+        classifier="results/evaluator/classifier.safetensors",
+    output:
+        record="results/probes/{concept}/safety_grid.json",
+    log:
+        log_path("safety_grid", "{concept}"),
+    benchmark:
+        benchmark_path("safety_grid", "{concept}"),
+    params:
+        models=SAFETY_GRID_MODELS,
+        patches=probe_patch_list(SAFETY_GRID_MODELS),
+        guards=probe_guards(SAFETY_GRID_MODELS),
+        settings={k: v for k, v in config["probes"]["safety_grid"].items() if k != "models"},
+        label=concept_label,
+        class_names=[c.replace("_", " ") for c in config["classes"]],  # as concept_text names them
+        num_steps=config["sampling"]["num_steps"],
+        guidance_scale=config["sampling"]["guidance_scale"],
+        batch_size=config["sampling"]["batch_size"],
+        min_confidence=config["evaluation"]["min_confidence"],
+        seed=config["seed"],
+    threads: RES["threads"]
+    resources:
+        **heavy(),
+    conda:
+        "../envs/unerase.yaml"
+    script:
+        "../scripts/safety_grid.py"

@@ -61,11 +61,21 @@ def test_crossover_keeps_parents_and_refills_to_the_population_size():
 
 def test_population_keeps_its_size_over_generations(monkeypatch):
     sizes = []
-    real = rab.fitness
-    monkeypatch.setattr(rab, "fitness", lambda enc, pop, *a, **k: (sizes.append(len(pop)), pop.float().sum(1))[1])
+    real = rab.cached_fitness
+    monkeypatch.setattr(rab, "fitness", lambda enc, pop, *a, **k: pop.float().sum(1))
+    monkeypatch.setattr(rab, "cached_fitness", lambda enc, pop, *a, **k: (sizes.append(len(pop)), real(enc, pop, *a, **k))[1])
     rab.genetic_search(None, torch.zeros(1), torch.arange(10), bos=0, eos=1, length=3, population=11, generations=30,
                        mutation_rate=0.3, crossover_rate=0.3, gen=torch.Generator().manual_seed(0))
-    assert sizes[:-1] == [11] * 30 and sizes[-1] == 1 and real is not rab.fitness
+    assert sizes == [11] * 30
+
+
+def test_each_distinct_candidate_is_encoded_once(monkeypatch):
+    encoded = []
+    monkeypatch.setattr(rab, "fitness", lambda enc, pop, *a, **k: (encoded.extend(map(tuple, pop.tolist())), pop.float().sum(1))[1])
+    known = {}
+    first = rab.cached_fitness(None, torch.tensor([[1, 2], [3, 4], [1, 2]]), None, 0, 1, known)
+    second = rab.cached_fitness(None, torch.tensor([[3, 4], [5, 6]]), None, 0, 1, known)
+    assert first.tolist() == [3, 7, 3] and second.tolist() == [7, 11] and encoded == [(1, 2), (3, 4), (5, 6)]
 
 
 def test_mutation_changes_one_token_from_the_vocabulary_and_spares_the_best():

@@ -1,3 +1,5 @@
+import pandas as pd
+
 from unerase.tables import long_table, paper_table, to_markdown
 
 
@@ -26,3 +28,23 @@ def test_markdown_rendering():
     md = to_markdown(wide).splitlines()
     assert md[0].startswith("| concept | base |") and md[1].startswith("| --- |")
     assert len(md) == 2 + 2
+
+
+def test_safety_grid_table_shows_each_class_per_concept_and_their_mean():
+    from unerase.tables import safety_grid_long, safety_grid_table, target_other_table
+
+    def rec(p_base, p_tv):
+        by = lambda p: {"2": dict(best_point=0, screening_score=0.5, probability=p, mean_score=0.2, share_above_half=0.1),  # noqa: E731
+                        "3": dict(best_point=1, screening_score=0.6, probability=p, mean_score=0.3, share_above_half=0.2)}
+        return dict(models={"base": by(p_base), "tv": by(p_tv)}, points=[[-1, -1], [0, 1]],
+                    classes={"2": dict(points=4, exhaustive=True), "3": dict(points=5, exhaustive=False)})
+
+    df = safety_grid_long({"zero": rec(1.0, 0.25), "six": rec(0.5, 0.0)})
+    assert len(df) == 8 and set(df[df["levels"] == 3]["best_point"]) == {"+0.00 +1.00"}
+    table = safety_grid_table(df, ["base", "tv"], {"base": "original", "tv": "TV"})
+    assert list(table.columns) == ["model", "D_2 (4 points)", "D_3 (5 sampled)"]
+    assert table.iloc[0]["D_2 (4 points)"] == "100 / 50 = 75" and table.iloc[1]["D_3 (5 sampled)"] == "25 / 0 = 12.5"
+    acc = pd.DataFrame([dict(concept=c, model=m, prompt_set=s, accuracy=a) for c, m, s, a in
+                        [("zero", "tv", "name", 0.02), ("zero", "tv", "control", 0.9), ("six", "tv", "name", 0.04), ("six", "tv", "control", 0.8)]])
+    t1 = target_other_table(acc, ["zero", "six"], ["tv"], {"tv": "TV"})
+    assert t1.iloc[0].tolist() == ["TV", "2.0 / 4.0 = 3.0", "90.0 / 80.0 = 85.0"]

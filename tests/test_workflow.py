@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from safetensors.torch import load_file
 
 from conftest import ROOT
 
@@ -83,7 +84,7 @@ def test_whole_dag_writes_tables_and_logs(workdir):
            "| Erasure Score |" \
         in (workdir / "results/tables/attacks.md").read_text()
     # a guard is attacked with the embeddings of the weights it guards: the base model's, or ESD-x's in a stack
-    attacked = {p.parent.parent.name for p in (workdir / "results/attacks/zero").glob("*/*/attack.json")}
+    attacked = {p.parent.parent.name for p in (workdir / "results/attacks/zero").glob("*/*/attack.json") if p.parent.name != "latent-inversion"}
     assert attacked == {"base", "esd-x", "tv", "tv-es", "tv-pruned", "uce", "ac", "sld-max"}  # through_sld: SLD's own inversion
     assert json.loads((workdir / "results/attacks/zero/sld-max/inversion/attack.json").read_text())["objective"]["kind"] == "sld-unrolled"
     # the black-box attacks are learned once, on the base; on the base, the transfer is the white-box inversion itself
@@ -98,9 +99,14 @@ def test_whole_dag_writes_tables_and_logs(workdir):
     assert len(prompts) == 2 and all("zero" not in p.split() for p in prompts)
     same, _, _ = load_image_set(workdir / "results/generations/zero/base/transfer.safetensors")
     assert torch.equal(same, load_image_set(workdir / "results/generations/zero/base/inversion.safetensors")[0])
-    # latent inversion: white-box seeds per weight method, black-box once on the base; regenerations paired with them
-    assert sorted(p.parent.parent.name for p in (workdir / "results/attacks/zero").glob("*/latent-inversion/inverted_latents.safetensors")) \
-        == sorted(attacked - {"sld-max"} | {"base"})  # guards sample the seeds of the weights they guard
+    # latent inversion, learned in each model's generation job: white-box seeds on every model's weights (a stack's are
+    # its weight method's), black-box once on the base; regenerations paired with them
+    found = {p.parent.parent.name: p for p in (workdir / "results/attacks/zero").glob("*/latent-inversion/inverted_latents.safetensors")}
+    assert sorted(found) == sorted(["base", *yaml.safe_load((workdir / ".test/config.yaml").read_text())["erasure"]["methods"]])
+    assert torch.equal(load_file(found["esd-x+irece"])["latents"], load_file(found["esd-x"])["latents"])
+    assert torch.equal(load_file(found["irece"])["latents"], load_file(found["base"])["latents"])
+    assert json.loads((found["esd-x"].parent / "attack.json").read_text())["learned_on"] == "esd-x"
+    assert not (workdir / "results/benchmarks/attack/latent-inversion").exists()  # no job of its own
     regenerated, _, meta = load_image_set(workdir / "results/generations/zero/esd-x/latent-inversion.safetensors")
     assert len(regenerated) == 6 and set(meta["prompts"]) == {""}
     assert torch.equal(load_image_set(workdir / "results/generations/zero/base/latent-transfer.safetensors")[0],
@@ -116,6 +122,16 @@ def test_whole_dag_writes_tables_and_logs(workdir):
     assert "| ESD-x+IRECE |" in (workdir / "results/tables/memories.md").read_text()
     assert (workdir / "results/figures/memories_nll_zero.png").read_bytes()[:4] == b"\x89PNG"
     assert not (workdir / "results/erased/zero/esd-x+irece").exists() and (workdir / "results/generations/zero/esd-x+irece/name.png").exists()
+    # unconditional-safety grid: D_2 exhaustive (2^2 = 4 points), D_3 a recorded sample of 4 of its 9; the models of its config
+    grid = json.loads((workdir / "results/probes/zero/safety_grid.json").read_text())
+    assert sorted(grid["models"]) == ["base", "esd-x+irece", "tv"] and set(grid["models"]["tv"]) == {"2", "3"}
+    assert grid["classes"]["2"] == dict(points=4, exhaustive=True, sample_seed=None) and grid["classes"]["3"]["points"] == 4
+    assert grid["classes"]["3"]["sample_seed"] is not None and len(grid["points"]) == len(set(grid["members"]["2"] + grid["members"]["3"]))
+    assert all(0 <= r["probability"] <= 1 for m in grid["models"].values() for r in m.values())
+    grid_md = (workdir / "results/tables/safety_grid.md").read_text()
+    assert "| model | D_2 (4 points) | D_3 (4 sampled) |" in grid_md and "| original |" in grid_md and "| TV |" in grid_md
+    assert "| model | target class (%) | other classes (%) |" in grid_md
+    assert (workdir / "results/figures/safety_grid.png").read_bytes()[:4] == b"\x89PNG"
     choice = json.loads((workdir / "results/erased/zero/tv/erasure.json").read_text())
     assert choice["alpha"] in (1.0, 2.0) and choice["rule"] == "largest" and choice["grid"] == [1.0, 2.0]
     assert [c["alpha"] for c in choice["candidates"]] in ([2.0], [1.0, 2.0])  # largest first, stop at the first passing
@@ -145,7 +161,8 @@ def test_unchanged_config_reruns_nothing(workdir):
 def test_metric_only_change_reruns_no_training(workdir):
     cfg = overlay(workdir, "metric.yaml", {"evaluation.min_confidence": 0.9})
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", cfg))
-    assert set(jobs) == {"evaluate", "tables", "all"}, jobs
+    # the safety grid scores its own images (it picks each class's best point by them)
+    assert set(jobs) == {"evaluate", "tables", "safety_grid", "safety_grid_table", "safety_grid_figure", "all"}, jobs
     assert jobs["evaluate"] == 1  # one job scores all of the concept's cells
 
 
@@ -170,6 +187,11 @@ def test_an_attack_change_reruns_only_that_attacks_jobs(workdir):
     assert jobs["attack_embeddings"] == 8 and "attack_prompts" not in jobs and "erase" not in jobs  # base, 6 weight methods, sld-max
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "sld.yaml", {"attacks.concept_inversion.sld_window": 50})))
     assert jobs["attack_embeddings"] == 1 and jobs["generate"] == 1  # only the inversion learned through sld-max's guard
+    jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "lat.yaml", {"attacks.latent_inversion.num_images": 5})))
+    # learned in generation: no attack job; memories re-runs only because it reads the base model's (regenerated) control cell
+    assert jobs["generate"] == 11 and not {"attack_embeddings", "attack_prompts", "erase", "safety_grid"} & set(jobs)
+    jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "grid.yaml", {"probes.safety_grid.confirm_images": 3})))
+    assert jobs.get("safety_grid") == 1 and not {"generate", "erase", "memories", "evaluate"} & set(jobs)
 
 
 def test_bad_config_key_is_named(tmp_path):
@@ -214,6 +236,18 @@ def test_a_bad_attack_setting_is_named(tmp_path, change, message):
     assert proc.returncode != 0 and message in proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"models": ["base", "ft-cond"]}, "config key 'probes.safety_grid.models': 'ft-cond' is not an audited model"),
+    ({"dims": 10}, "config key 'probes.safety_grid.dims' (10): must be below the number of classes (10)"),
+    ({"levels": [1, 3]}, "instance['probes']['safety_grid']['levels'][0]"),  # the schema: at least 2 values per axis
+])
+def test_a_bad_safety_grid_setting_is_named(tmp_path, change, message):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    bad = overlay(tmp_path, "bad.yaml", {f"probes.safety_grid.{k}": v for k, v in change.items()})
+    proc = smk(tmp_path, "-n", "--configfile", bad, check=False)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+
+
 def test_lint_is_clean():
     proc = subprocess.run(SNAKEMAKE + ["--lint", "--directory", str(ROOT)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -239,6 +273,7 @@ def test_import_needs_a_path_per_concept_and_plans_its_audit(tmp_path):
     cfg = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
     cfg["real_images"] = {}
     cfg["erasure"]["methods"] = ["esd-x", "import"]
+    cfg["probes"]["safety_grid"]["models"] = ["base", "import"]
     (tmp_path / "missing.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     proc = smk(tmp_path, "-n", "--configfile", str(tmp_path / "missing.yaml"), check=False)
     assert proc.returncode != 0 and "erasure.import.paths.zero" in proc.stdout + proc.stderr

@@ -52,3 +52,21 @@ def nll_histograms(path: str, concept: str, nll_by_model: dict[str, dict]) -> No
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+
+
+def safety_grid_curves(path: str, by_concept: dict[str, dict[str, dict[int, float]]], labels: dict[str, str] | None = None) -> None:
+    """Task-Vector paper Fig. 3: per concept, the best grid prompt's probability of drawing it against
+    the complexity class L, one line per model."""
+    labels = labels or {}
+    n = len(by_concept)
+    fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 2.8), constrained_layout=True, squeeze=False, sharey=True)
+    for ax, (concept, by_model) in zip(axes.flat, by_concept.items()):
+        for model, curve in by_model.items():
+            levels = sorted(curve)
+            ax.plot(levels, [100 * curve[L] for L in levels], marker="o", label=labels.get(model, model))
+        ax.set(title=concept, xlabel="complexity class L", ylim=(-3, 103), xticks=sorted({L for c in by_model.values() for L in c}))
+    axes.flat[0].set_ylabel("best grid prompt: concept (%)")
+    axes.flat[0].legend(fontsize=7)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

@@ -108,6 +108,58 @@ def memories_table(df: pd.DataFrame, models: list[str], labels: dict[str, str] |
     return pd.DataFrame(rows)
 
 
+def safety_grid_long(records: dict[str, dict]) -> pd.DataFrame:
+    """One row per (concept, model, complexity class L) of the unconditional-safety grid (unerase.safety_grid)."""
+    rows = []
+    for concept, rec in records.items():
+        for model, by_class in rec["models"].items():
+            for levels, r in by_class.items():
+                info = rec["classes"][levels]
+                rows.append(dict(concept=concept, model=model, levels=int(levels), points=info["points"], exhaustive=info["exhaustive"],
+                                 best_point=" ".join(f"{v:+.2f}" for v in rec["points"][r["best_point"]]),
+                                 screening_score=r["screening_score"], probability=r["probability"], mean_score=r["mean_score"],
+                                 share_above_half=r["share_above_half"]))
+    return pd.DataFrame(rows)
+
+
+def _per_concept(values: list[float], show) -> str:
+    known = [v for v in values if not pd.isna(v)]
+    return " / ".join(show(v) for v in values) + " = " + (show(sum(known) / len(known)) if known else "–")
+
+
+def _pct0(v) -> str:
+    return _pct(v).replace(".0", "")
+
+
+def safety_grid_table(df: pd.DataFrame, models: list[str], labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """The grid's Fig. 3 as a table: rows = models, one column per complexity class D_L, each cell the
+    best grid prompt's probability (%) per concept = their mean."""
+    labels = labels or {}
+    concepts = list(dict.fromkeys(df["concept"]))
+    by = df.set_index(["concept", "model", "levels"])
+    rows = []
+    for m in models:
+        row = {"model": labels.get(m, m)}
+        for levels in sorted(df["levels"].unique()):
+            first = df[df["levels"] == levels].iloc[0]
+            header = f"D_{levels} ({first['points']} {'points' if first['exhaustive'] else 'sampled'})"
+            row[header] = _per_concept([by["probability"].get((c, m, levels), float("nan")) for c in concepts], _pct0)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def target_other_table(df: pd.DataFrame, concepts: list[str], models: list[str], labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """The Task-Vector paper's Table 1 layout from the accuracy table: per model, the accuracy (%) on
+    the erased concept's name prompts (target) and on the other classes' prompts (control), per
+    concept = their mean."""
+    labels = labels or {}
+    acc = df.set_index(["concept", "model", "prompt_set"])["accuracy"]
+    return pd.DataFrame([{"model": labels.get(m, m),
+                          "target class (%)": _per_concept([acc.get((c, m, "name"), float("nan")) for c in concepts], _pct),
+                          "other classes (%)": _per_concept([acc.get((c, m, "control"), float("nan")) for c in concepts], _pct)}
+                         for m in models])
+
+
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub Markdown table (no optional `tabulate` dependency)."""
     cols = list(df.columns)

@@ -12,6 +12,10 @@ of the audit (its name), generated on every audited model:
 - black-box: learned without the audited model (once per concept, on the base model or its text
   encoder) and transferred to every model.
 
+An attack whose learning costs less than a job's start-up (DDIM latent inversion: ~1 s of a 10 s
+job) is learned `in_generation`: the generation job of each model runs it on the model it has loaded
+and writes the artefact and record where an attack job would have.
+
 Adding an attack is one module here with `run(job: AttackJob) -> dict` writing `job.artefact`, one
 `Attack` entry below, one config block under `attacks:` with its schema entry, and its tests.
 """
@@ -39,6 +43,9 @@ class Attack:
                                           # left out of other jobs' params, so changing them re-runs only those
     sampling: tuple[str, ...] = ()        # keys of config["sampling"] it reads (latent inversion: the sampler's steps)
     modality: str = "embedding"           # M-ErasureBench's input modality: "text" | "embedding" | "latent"
+    in_generation: bool = False           # white-box, learned inside the generation job of the model it attacks (that job has
+                                          # the model loaded and the attack costs less than a job's start-up): each model's
+                                          # generation job writes its own artefact, a stack's included
     source: str = ""
 
 
@@ -52,7 +59,7 @@ ATTACKS: dict[str, Attack] = {a.name: a for a in (
     Attack("ring-a-bell", "Ring-A-Bell", "black-box", "prompts", module="ring_a_bell", config="ring_a_bell", learned_on="base",
            modality="text", source="Tsai et al. 2024 (Ring-A-Bell); chiayi-hsu/Ring-A-Bell"),
     Attack("latent-inversion", "DDIM latent inversion", "white-box", "latents", module="latent_inversion", config="latent_inversion",
-           needs=("concept_images",), sampling=("num_steps",), modality="latent",
+           needs=("concept_images",), sampling=("num_steps",), modality="latent", in_generation=True,
            source="M-ErasureBench: concept images DDIM-inverted on the erased model"),
     Attack("latent-transfer", "DDIM latent inversion (transfer)", "black-box", "latents", learned_on="base", reuses="latent-inversion",
            modality="latent", source="M-ErasureBench: concept images DDIM-inverted on the base model, sampled on the erased one"),

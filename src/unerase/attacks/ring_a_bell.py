@@ -55,6 +55,16 @@ def fitness(text_encoder, tokens: torch.Tensor, target: torch.Tensor, bos: int, 
         return torch.cat([((text_encoder(part)[0] - target) ** 2).sum((1, 2)) for part in ids.split(chunk)]).cpu()
 
 
+def cached_fitness(text_encoder, tokens: torch.Tensor, target: torch.Tensor, bos: int, eos: int, known: dict[bytes, float]) -> torch.Tensor:
+    """`fitness`, encoding only the candidates not already in `known` (token bytes -> fitness), which it extends."""
+    keys = [row.numpy().tobytes() for row in tokens]
+    new = list(dict.fromkeys(k for k in keys if k not in known))
+    if new:
+        rows = torch.stack([tokens[keys.index(k)] for k in new])
+        known.update(zip(new, fitness(text_encoder, rows, target, bos, eos).tolist()))
+    return torch.tensor([known[k] for k in keys])
+
+
 def select(population: torch.Tensor, scores: torch.Tensor, keep: int) -> torch.Tensor:
     """Truncation selection: the `keep` best, best first (stable order on ties)."""
     order = torch.sort(scores, stable=True).indices
@@ -97,10 +107,13 @@ def mutate(population: torch.Tensor, rate: float, vocabulary: torch.Tensor, gen:
 def genetic_search(text_encoder, target: torch.Tensor, vocabulary: torch.Tensor, *, bos: int, eos: int, length: int,
                    population: int, generations: int, mutation_rate: float, crossover_rate: float, gen: torch.Generator,
                    progress: Progress | None = None) -> tuple[torch.Tensor, float]:
-    """The best K-token prompt (ids) for `target` and its fitness."""
+    """The best K-token prompt (ids) for `target` and its fitness. A candidate's fitness depends on its
+    tokens alone, so each distinct candidate is scored once: the parents and the copies that no
+    mutation touched (about half of every generation) are looked up, not re-encoded."""
     pop = vocabulary[torch.randint(0, len(vocabulary), (population, length), generator=gen)]
+    known: dict[bytes, float] = {}
     for g in range(generations):
-        scores = fitness(text_encoder, pop, target, bos, eos)
+        scores = cached_fitness(text_encoder, pop, target, bos, eos, known)
         pop = select(pop, scores, keep=population // 2)
         if progress:
             progress.update(g, float(scores.min()))

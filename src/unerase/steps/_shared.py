@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+import copy
+
 from ..atomic import read_json
 from ..components import Components, load_components, load_unet_patch
 from ..progress import setup_logging
@@ -23,3 +25,17 @@ def load_model(manifest: str, device, unet_patch: str | None = None, precision: 
         load_unet_patch(components.unet, unet_patch)
     return components
 
+
+
+def audited_model(base: Components, standard_unet, unet_patch: str, guard_options: dict) -> tuple[Components, dict]:
+    """One model of a probe's list over a loaded base: the base's components with a fresh copy of the
+    un-erased UNet (`standard_unet`) and `unet_patch` ("" for none) applied, and its guards' sampler
+    options (IRECE reads the un-erased UNet's attention)."""
+    components = copy.copy(base)
+    components.unet = copy.deepcopy(standard_unet)
+    if unet_patch:
+        load_unet_patch(components.unet, unet_patch)
+    options = dict(guard_options)
+    if "irece" in options:
+        options["standard_unet"] = standard_unet
+    return components, options

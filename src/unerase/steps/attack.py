@@ -22,7 +22,13 @@ def run(*, manifest, artefact, record, attack, settings, concept_text, label, te
     job = AttackJob(model=load_model(manifest, device, unet_patch), attack=attack, settings=dict(settings), concept_text=concept_text,
                     label=label, templates=list(templates), seed=seed, artefact=artefact, inputs=inputs, checkpoint=checkpoint,
                     guards=dict(guards or {}), sampling=dict(sampling or {}))
+    learn(job, record, learned_on)
+
+
+def learn(job: AttackJob, record: str, learned_on: str) -> None:
+    """Run the attack of `job` (it writes `job.artefact`), then its record: what it was run with and how long it took."""
+    spec = attacks.get(job.attack)
     t0 = time.perf_counter()
-    info = attacks.implementation(attack).run(job)
-    write_json(record, dict(attack=attack, label=spec.label, access=spec.access, source=spec.source, concept=concept_text,
-                            learned_on=learned_on, settings=dict(settings), seconds=round(time.perf_counter() - t0, 1), **info))
+    info = attacks.implementation(job.attack).run(job)
+    write_json(record, dict(attack=job.attack, label=spec.label, access=spec.access, source=spec.source, concept=job.concept_text,
+                            learned_on=learned_on, settings=dict(job.settings), seconds=round(time.perf_counter() - t0, 1), **info))

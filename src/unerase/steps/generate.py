@@ -7,21 +7,26 @@ from ..components import load_unet_patch
 from ..images_io import save_grid, save_image_set
 from ..atomic import read_json
 from ..attacks import artefact_kind
+from ..attacks.job import AttackJob
 from ..attacks.latent_inversion import read_inverted_latents
 from ..inversion import load_token_set
 from ..progress import log as logger
 from ..prompts import build_prompts
 from ..sampling import generate
 from ._shared import load_model, start
+from .attack import learn
 
 
 def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, templates, num_images, seed, guidance_scale,
-        num_steps, batch_size, attack_sets=(), artefacts=(), unet_patch=None, precision="float32", sampling_options=None, threads=1,
-        log=None):
+        num_steps, batch_size, attack_sets=(), artefacts=(), needed_artefacts=(), inline=None, inline_artefacts=(), inline_records=(),
+        model_name="", concept_images=None, unet_patch=None, precision="float32", sampling_options=None, threads=1, log=None):
     """Generate each prompt set in `prompt_sets` with one loaded model; image i uses seed `seed + i`
     in every set and model, so cells are paired across models. `attack_sets[i]` is a prompt set whose
     tokens or prompts are in `artefacts[i]` (learned embeddings or a prompts JSON). `sampling_options`
-    are an inference-time guard's (unerase.erasure.guards), e.g. a negative prompt."""
+    are an inference-time guard's (unerase.erasure.guards), e.g. a negative prompt. `inline` ({attack:
+    {settings, sampling}}) are attacks learned here first, on this model's weights, each writing
+    `inline_artefacts[i]` and `inline_records[i]` (`needed_artefacts`: the other attacks' files, what
+    makes Snakemake wait for them)."""
     device = start(threads, log)
     options = dict(sampling_options or {})
     model = load_model(manifest, device, None, precision)
@@ -29,6 +34,12 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
         if "irece" in options:  # IRECE reads the un-erased model's attention
             options["standard_unet"] = copy.deepcopy(model.unet)
         load_unet_patch(model.unet, unet_patch)
+    for (attack, spec), artefact, record in zip((inline or {}).items(), inline_artefacts, inline_records, strict=True):
+        job = AttackJob(model=model, attack=attack, settings=dict(spec["settings"]), concept_text=concept_text, label=label,
+                        templates=list(templates), seed=seed, artefact=artefact, inputs=dict(concept_images=concept_images),
+                        sampling=dict(spec["sampling"]))
+        learn(job, record, model_name)
+        logger.info("learned %s on %s", attack, model_name)
     artefact_of = dict(zip(attack_sets, artefacts, strict=True))
     placeholders = {}  # artefact path -> its tokens' text: a file two sets share is loaded once
     drawn = {}         # (prompts, seeds file) -> images: two sets with the same inputs (white-box and transfer on the base) draw once

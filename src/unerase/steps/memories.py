@@ -7,12 +7,11 @@ import copy
 import torch
 
 from ..atomic import write_json
-from ..components import load_unet_patch
 from ..evaluation import label_probability
 from ..images_io import load_image_set
 from ..memories import gaussian_nll, model_seeds, prepare, probe_model
 from ..progress import log as logger
-from ._shared import load_model, start
+from ._shared import audited_model, load_model, start
 
 
 def captions_of(meta: dict, count: int, fallback: str) -> list[str]:
@@ -48,15 +47,9 @@ def run(*, manifest, concept_images, reference_images, classifier, record, model
     seeds_by_weights = {}  # a guard leaves the weights alone: a stack's seeds are its weight method's
     results = {}
     for model, patch, options in zip(models, patches, guards, strict=True):
-        components = copy.copy(base)
-        components.unet = copy.deepcopy(standard)
-        if patch:
-            load_unet_patch(components.unet, patch)
+        components, options = audited_model(base, standard, patch, options)
         if patch not in seeds_by_weights:
             seeds_by_weights[patch] = model_seeds(components, inputs, settings, num_steps)
-        options = dict(options)
-        if "irece" in options:
-            options["standard_unet"] = standard
         results[model] = r = probe_model(components, inputs, seeds_by_weights[patch], settings, num_steps=num_steps,
                                          batch_size=batch_size, concept_score=concept_score, guard_options=options, seed=seed)
         logger.info("memories %s/%s: PSNR %.1f dB, concept %.0f %%, relative distance %.2f, distinct seeds %.1f of %d", concept_text,

@@ -6,7 +6,8 @@ import pandas as pd
 from ..atomic import atomic_path, read_json
 from ..evaluation import erasure_score
 from ..progress import setup_logging
-from ..tables import attacks_table, long_table, memories_long, memories_table, modality_order, paper_table, to_markdown
+from ..tables import (attacks_table, long_table, memories_long, memories_table, modality_order, paper_table, safety_grid_long,
+                      safety_grid_table, target_other_table, to_markdown)
 
 
 def erasure_scores(metrics: list[dict], diverse_set: str = "diverse-inversion") -> pd.DataFrame:
@@ -95,3 +96,24 @@ def memories(*, records, memories_md, memories_csv, concepts, methods, method_la
             f"likely than other images'). Distinct seeds: of {s['seeds_per_image']} per image (VAE latents fitted from different "
             f"starts), those reconstructing it at >= {s['psnr_threshold']} dB with the concept found, pairwise >= "
             f"{s['min_distance']} RMS apart.\n\n" + to_markdown(memories_table(df, rows, method_labels)))
+
+
+def safety_grid(*, records, accuracy, grid_md, grid_csv, concepts, models, method_labels, threads=1, log=None):
+    """The unconditional-safety grid's table (best grid prompt's probability per complexity class) and
+    the Task-Vector paper's Table 1 layout (target / other-class accuracy) for the same models."""
+    setup_logging(log)
+    recs = {c: read_json(r) for c, r in zip(concepts, records, strict=True)}
+    df = safety_grid_long(recs)
+    with atomic_path(grid_csv) as tmp:
+        df.to_csv(tmp, index=False)
+    s = next(iter(recs.values()))["settings"]
+    labels = {"base": "original", **method_labels}
+    with atomic_path(grid_md) as tmp:
+        tmp.write_text(
+            "Unconditional safety (Task-Vector paper §3, Fig. 3): per complexity class D_L (L equally spaced values in [-1, 1] on "
+            f"each of the {s['dims']} principal axes of the class names' token embeddings, prompt {s['template']!r} around one "
+            f"token), the probability (%) that the best grid prompt draws the concept, per concept ({' / '.join(recs)}) = their "
+            f"mean. Every point screened with {s['screening_images']} image(s); the best one per class re-drawn with "
+            f"{s['confirm_images']} fresh seeds (the reported share).\n\n" + to_markdown(safety_grid_table(df, models, labels)) +
+            "\nTable 1 layout (the same models, the audit's name and control prompt sets):\n\n" +
+            to_markdown(target_other_table(pd.read_csv(accuracy), concepts, models, labels)))
