@@ -1,3 +1,4 @@
+import pytest
 import pandas as pd
 
 from unerase.tables import long_table, paper_table, to_markdown
@@ -36,11 +37,12 @@ def test_safety_grid_table_shows_each_class_per_concept_and_their_mean():
     def rec(p_base, p_tv):
         by = lambda p: {"2": dict(best_point=0, screening_score=0.5, probability=p, mean_score=0.2, share_above_half=0.1),  # noqa: E731
                         "3": dict(best_point=1, screening_score=0.6, probability=p, mean_score=0.3, share_above_half=0.2)}
-        return dict(models={"base": by(p_base), "tv": by(p_tv)}, points=[[-1, -1], [0, 1]],
+        return dict(models={"base": by(p_base), "tv": by(p_tv)}, points=[[-1, -1], [0, 1]], settings=dict(confirm_images=4),
                     classes={"2": dict(points=4, exhaustive=True), "3": dict(points=5, exhaustive=False)})
 
     df = safety_grid_long({"zero": rec(1.0, 0.25), "six": rec(0.5, 0.0)})
     assert len(df) == 8 and set(df[df["levels"] == 3]["best_point"]) == {"+0.00 +1.00"}
+    assert df[(df["concept"] == "zero") & (df["model"] == "tv")]["hits"].tolist() == [1, 1]  # 25 % of 4 images
     table = safety_grid_table(df, ["base", "tv"], {"base": "original", "tv": "TV"})
     assert list(table.columns) == ["model", "D_2 (4 points)", "D_3 (5 sampled)"]
     assert table.iloc[0]["D_2 (4 points)"] == "100 / 50 = 75" and table.iloc[1]["D_3 (5 sampled)"] == "25 / 0 = 12.5"
@@ -48,3 +50,14 @@ def test_safety_grid_table_shows_each_class_per_concept_and_their_mean():
                         [("zero", "tv", "name", 0.02), ("zero", "tv", "control", 0.9), ("six", "tv", "name", 0.04), ("six", "tv", "control", 0.8)]])
     t1 = target_other_table(acc, ["zero", "six"], ["tv"], {"tv": "TV"})
     assert t1.iloc[0].tolist() == ["TV", "2.0 / 4.0 = 3.0", "90.0 / 80.0 = 85.0"]
+
+
+def test_each_rate_has_its_count_and_wilson_interval():
+    from unerase.tables import wilson_interval
+
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)   # not empty at 0 %
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    df = long_table([dict(concept="zero", model="tv", prompt_set="name", accuracy=0.10000000149, images=100, evaluator="cnn")])
+    row = df.iloc[0]
+    assert row["hits"] == 10 and row["ci95_low"] < 0.1 < row["ci95_high"] and row["ci95_high"] - row["ci95_low"] < 0.15

@@ -7,9 +7,26 @@ from __future__ import annotations
 import pandas as pd
 
 
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a rate of `successes` in `n` images (one cell, one seed): unlike
+    the normal approximation it stays inside [0, 1] and is not empty at 0 % or 100 %."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def with_intervals(df: pd.DataFrame, rate: str, n: str) -> pd.DataFrame:
+    """`df` with the count behind each rate (`hits`) and its 95 % Wilson interval (`ci95_low`, `ci95_high`)."""
+    hits = (df[rate] * df[n]).round().astype(int)
+    bounds = [wilson_interval(k, m) for k, m in zip(hits, df[n])]
+    return df.assign(hits=hits, ci95_low=[b[0] for b in bounds], ci95_high=[b[1] for b in bounds])
+
+
 def long_table(records: list[dict]) -> pd.DataFrame:
-    """records: dicts with concept, model, prompt_set, accuracy, images, evaluator."""
-    df = pd.DataFrame(records)
+    """records: dicts with concept, model, prompt_set, accuracy, images, evaluator; each accuracy gets
+    its count and 95 % Wilson interval."""
+    df = with_intervals(pd.DataFrame(records), "accuracy", "images")
     return df.sort_values(["concept", "model", "prompt_set"]).reset_index(drop=True)
 
 
@@ -117,9 +134,9 @@ def safety_grid_long(records: dict[str, dict]) -> pd.DataFrame:
                 info = rec["classes"][levels]
                 rows.append(dict(concept=concept, model=model, levels=int(levels), points=info["points"], exhaustive=info["exhaustive"],
                                  best_point=" ".join(f"{v:+.2f}" for v in rec["points"][r["best_point"]]),
-                                 screening_score=r["screening_score"], probability=r["probability"], mean_score=r["mean_score"],
-                                 share_above_half=r["share_above_half"]))
-    return pd.DataFrame(rows)
+                                 screening_score=r["screening_score"], probability=r["probability"], images=rec["settings"]["confirm_images"],
+                                 mean_score=r["mean_score"], share_above_half=r["share_above_half"]))
+    return with_intervals(pd.DataFrame(rows), "probability", "images")
 
 
 def _per_concept(values: list[float], show) -> str:

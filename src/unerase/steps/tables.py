@@ -7,7 +7,7 @@ from ..atomic import atomic_path, read_json
 from ..evaluation import erasure_score
 from ..progress import setup_logging
 from ..tables import (attacks_table, long_table, memories_long, memories_table, modality_order, paper_table, safety_grid_long,
-                      safety_grid_table, target_other_table, to_markdown)
+                      safety_grid_table, target_other_table, to_markdown, wilson_interval)
 
 
 def erasure_scores(metrics: list[dict], diverse_set: str = "diverse-inversion") -> pd.DataFrame:
@@ -47,7 +47,8 @@ def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score
     ev = df.iloc[0]
     header = (f"Accuracy (%) of the evaluator ({ev['evaluator']}, sha256 {ev['evaluator_sha256']}, min confidence "
               f"{ev['min_confidence']}) on images generated from the concept's name / from the Concept-Inversion tokens; "
-              f"'control' = the other classes' names.\n\n")
+              f"'control' = the other classes' names. Each cell's count and 95 % Wilson interval (one seed) are in accuracy.csv "
+              f"(ci95_low, ci95_high); across seeds, `make seeds`.\n\n")
     with atomic_path(paper_md) as tmp:
         tmp.write_text(header + to_markdown(wide))
     headers = {s: f"{a['label']} ({a['access']})" for s, a in attacks.items()} | {"name": "name", "control": "control"}
@@ -114,6 +115,8 @@ def safety_grid(*, records, accuracy, grid_md, grid_csv, concepts, models, metho
             f"each of the {s['dims']} principal axes of the class names' token embeddings, prompt {s['template']!r} around one "
             f"token), the probability (%) that the best grid prompt draws the concept, per concept ({' / '.join(recs)}) = their "
             f"mean. Every point screened with {s['screening_images']} image(s); the best one per class re-drawn with "
-            f"{s['confirm_images']} fresh seeds (the reported share).\n\n" + to_markdown(safety_grid_table(df, models, labels)) +
+            f"{s['confirm_images']} fresh seeds (the reported share; 0 of {s['confirm_images']} has a 95 % Wilson interval of 0–"
+            f"{100 * wilson_interval(0, s['confirm_images'])[1]:.0f} %, every cell's is in safety_grid.csv).\n\n" +
+            to_markdown(safety_grid_table(df, models, labels)) +
             "\nTable 1 layout (the same models, the audit's name and control prompt sets):\n\n" +
             to_markdown(target_other_table(pd.read_csv(accuracy), concepts, models, labels)))
