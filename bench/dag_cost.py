@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
 import shutil
 import subprocess
 import sys
@@ -26,18 +25,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from unerase.provenance import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def cpu_flags() -> str:

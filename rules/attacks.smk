@@ -18,12 +18,13 @@ rule attack_embeddings:
     benchmark:
         benchmark_path("attack", "{attack}", "{concept}", "{model}"),
     params:
+        code=package_code("attack.py", attack_modules),
         **ATTACK_PARAMS,
     threads: RES["threads"]
     resources:
         **heavy(),
     conda:
-        "../envs/unerase.yaml"
+        "../envs/diffusion.yaml"
     script:
         "../scripts/attack.py"
 

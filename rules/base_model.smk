@@ -12,6 +12,7 @@ rule train_vae:
     benchmark:
         benchmark_path("train_vae", "vae"),
     params:
+        code=package_code("train_vae.py"),
         steps=EMB["vae"]["steps"],
         batch_size=EMB["vae"]["batch_size"],
         lr=EMB["vae"]["lr"],
@@ -22,7 +23,7 @@ rule train_vae:
     resources:
         **heavy(),
     conda:
-        "../envs/unerase.yaml"
+        "../envs/diffusion.yaml"
     script:
         "../scripts/train_vae.py"
 
@@ -37,6 +38,7 @@ rule train_text_to_image:
     benchmark:
         benchmark_path("train_text_to_image", "model"),
     params:
+        code=package_code("train_text_to_image.py"),
         templates=config["prompts"]["templates"],
         seed=config["seed"],
         checkpoint=checkpoint_path("train_text_to_image", "model"),
@@ -45,7 +47,7 @@ rule train_text_to_image:
     resources:
         **heavy(),
     conda:
-        "../envs/unerase.yaml"
+        "../envs/diffusion.yaml"
     script:
         "../scripts/train_text_to_image.py"
 
@@ -60,10 +62,11 @@ rule base_model:
     benchmark:
         benchmark_path("base_model", "manifest"),
     params:
+        code=package_code("base_model.py"),
         source=config["base_model"]["source"],
         path=config["base_model"]["path"],
     conda:
-        "../envs/unerase.yaml"
+        "../envs/diffusion.yaml"
     script:
         "../scripts/base_model.py"
 
@@ -77,13 +80,13 @@ rule train_classifier:
     benchmark:
         benchmark_path("train_classifier", "classifier"),
     params:
+        code=package_code("train_classifier.py"),
         seed=config["seed"],
         **EMB["classifier"],
     threads: RES["threads"]
     resources:
-        mem_mb=RES["mem_mb"],
-        runtime=RES["runtime"],
+        **light(),
     conda:
-        "../envs/unerase.yaml"
+        "../envs/diffusion.yaml"
     script:
         "../scripts/train_classifier.py"

@@ -6,8 +6,10 @@ from types import SimpleNamespace
 from snakemake.utils import validate
 
 from unerase.attacks import ATTACKS, artefact_path, learned_by  # the registries (no torch import)
+from unerase.code_version import fingerprint as code_fingerprint
 from unerase.erasure import METHODS as ERASURE_METHODS
 from unerase.erasure import parse_stack, stack_label
+from unerase.erasure.guard_options import sampling_options as guard_sampling_options
 
 
 validate(config, schema="../config/schema.yaml")
@@ -95,6 +97,23 @@ def attack_names(artefact):
     return "|".join(names) or "(?!)"
 
 
+def package_code(script, registry_modules=None):
+    """Param `code` of a rule: a fingerprint of the package modules its script can import (and of the registry
+    modules `registry_modules(wildcards)` names, which the step loads by name), so a change to the code a job runs
+    re-runs it and a comment or docstring edit does not (unerase.code_version; README: what re-runs what)."""
+    path = os.path.join(workflow.basedir, "scripts", script)
+    if registry_modules is None:
+        return code_fingerprint(path)
+    return lambda wildcards: code_fingerprint(path, *registry_modules(wildcards))
+
+
+def guard_modules(model):
+    """The registry modules of a model stack's guards (their sampler code)."""
+    if model == "base":
+        return []
+    return [f"unerase.erasure.{g.module}" for g in parse_stack(model)[1]]
+
+
 def log_path(rule_name, *parts):
     return f"results/logs/{rule_name}/{os.path.join(*parts)}.log"
 
@@ -159,6 +178,15 @@ def attack_artefact_paths(wildcards):
 # Attacks learned inside each model's generation job (registry: in_generation): those of the audit and those
 # a black-box attack of the audit transfers from the base model.
 INLINE_ATTACKS = [a for a, spec in ATTACKS.items() if spec.in_generation and any(learned_by(r).name == a for r in ATTACKS_RUN)]
+
+
+INLINE_ATTACK_MODULES = [f"unerase.attacks.{ATTACKS[a].module}" for a in INLINE_ATTACKS]
+
+
+def attack_modules(wildcards):
+    """The registry modules an attack job runs: the attack's, and its model's guards' where it learns through them."""
+    return [f"unerase.attacks.{ATTACKS[wildcards.attack].module}"] + (
+        guard_modules(wildcards.model) if through_guard(wildcards.model, wildcards.attack) else [])
 
 
 def made_in_generation(model, attack):
@@ -237,8 +265,7 @@ def sampling_options(wildcards):
         return {}
     options = {}
     for guard in parse_stack(wildcards.model)[1]:
-        options.update(erasure_implementation(guard.name).sampling_options(guard.name, config["erasure"][guard.config],
-                                                                          concept_text(wildcards)))
+        options.update(guard_sampling_options(guard.name, config["erasure"][guard.config], concept_text(wildcards)))
     return options
 
 
@@ -286,9 +313,19 @@ def concept_text(wildcards):
     return wildcards.concept.replace("_", " ")
 
 
+def light():
+    """resources: of a CPU job; a retry (the SLURM profile's `retries`) asks for twice the memory and time."""
+    return dict(mem_mb=lambda wildcards, attempt: RES["mem_mb"] * attempt,
+                runtime=lambda wildcards, attempt: RES["runtime"] * attempt)
+
+
 def heavy():
-    """resources: for a job that runs a diffusion model (GPU on a cluster)."""
-    return dict(gpu=RES["gpu"], mem_mb=RES["mem_mb"], runtime=RES["runtime"])
+    """resources: of a job that runs a diffusion model: as light(), plus resources.gpu GPUs (of resources.gpu_model)
+    where that is above 0 — the SLURM executor plugin turns `gpu` and `gpu_model` into its GPU request."""
+    gpus = dict(gpu=RES["gpu"]) if RES["gpu"] else {}
+    if RES["gpu"] and RES.get("gpu_model"):
+        gpus["gpu_model"] = RES["gpu_model"]
+    return light() | gpus
 
 
 def cells_of(concept):
@@ -353,6 +390,24 @@ def final_outputs():
         ["results/figures/tv_es_alpha.png"] if "tv-es" in {weight_part(m) for m in METHODS} else []) + (
         [f"results/figures/memories_nll_{c}.png" for c in CONCEPTS] + ["results/tables/memories.md"] if "memories" in PROBES_RUN else []) + (
         ["results/figures/safety_grid.png", "results/tables/safety_grid.md"] if "safety-grid" in PROBES_RUN else [])
+
+
+def provenance_inputs(wildcards):
+    """Every weight file of the run by its role ("erased/zero/esd-x"), except the base model's (from its manifest):
+    the evaluator, each erasure's UNet patch and fine-tune, each attack's learned embeddings or latents, imported UNets."""
+    weights = {"evaluator": "results/evaluator/classifier.safetensors"}
+    for c in CONCEPTS:
+        for w in sorted({weight_part(m) for m in METHODS} - {None}):
+            weights[f"erased/{c}/{w}"] = f"results/erased/{c}/{w}/unet_patch.safetensors"
+            if "finetuned" in ERASURE_METHODS[w].needs:
+                weights[f"finetuned/{c}"] = _ERASURE_NEEDS["finetuned"](c)
+            if "imported" in ERASURE_METHODS[w].needs:
+                weights[f"imported/{c}"] = _ERASURE_NEEDS["imported"](c)
+        for m in AUDITED_MODELS:
+            for path in attack_artefact_paths(SimpleNamespace(concept=c, model=m)):
+                if path.endswith(".safetensors"):
+                    weights[f"attack/{os.path.dirname(path).removeprefix('results/attacks/')}"] = path
+    return weights
 
 
 # --- generation ---

@@ -12,6 +12,7 @@ rule concept_images:
     benchmark:
         benchmark_path("concept_images", "{concept}"),
     params:
+        code=package_code("concept_images.py"),
         concept_text=concept_text,
         label=concept_label,
         templates=config["prompts"]["templates"],
@@ -23,6 +24,6 @@ rule concept_images:
     resources:
         **heavy(),
     conda:
-        "../envs/unerase.yaml"
+        "../envs/diffusion.yaml"
     script:
         "../scripts/concept_images.py"

@@ -17,6 +17,7 @@ rule erase:
     benchmark:
         benchmark_path("erase", "{concept}", "{method}"),
     params:
+        code=package_code("erase.py", lambda wc: [f"unerase.erasure.{erasure_method(wc).module}"]),
         method="{method}",
         settings=lambda wc: config["erasure"][erasure_method(wc).config],
         shared=lambda wc: {key: config_value(key) for key in erasure_method(wc).uses},
@@ -30,7 +31,7 @@ rule erase:
     resources:
         **heavy(),
     conda:
-        "../envs/unerase.yaml"
+        "../envs/diffusion.yaml"
     script:
         "../scripts/erase.py"
 
@@ -47,6 +48,7 @@ rule finetune_on_concept:
     benchmark:
         benchmark_path("finetune_on_concept", "{concept}"),
     params:
+        code=package_code("finetune_on_concept.py"),
         steps=TV["finetune_steps"],
         lr=TV["lr"],
         batch_size=TV["batch_size"],
@@ -57,6 +59,6 @@ rule finetune_on_concept:
     resources:
         **heavy(),
     conda:
-        "../envs/unerase.yaml"
+        "../envs/diffusion.yaml"
     script:
         "../scripts/finetune_on_concept.py"

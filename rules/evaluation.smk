@@ -22,10 +22,11 @@ rule evaluate:
     benchmark:
         benchmark_path("evaluate", "{concept}"),
     params:
+        code=package_code("evaluate.py"),
         min_confidence=config["evaluation"]["min_confidence"],
         cells=lambda wc: [{"concept": wc.concept, "model": m, "prompt_set": s} for m, s in cells_of(wc.concept)],
     conda:
-        "../envs/unerase.yaml"
+        "../envs/diffusion.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -44,12 +45,13 @@ rule tables:
     benchmark:
         benchmark_path("tables", "tables"),
     params:
+        code=package_code("tables.py"),
         methods=METHODS,
         method_labels=method_labels(),
         prompt_sets=PROMPT_SETS,
         attacks={a: {"label": ATTACKS[a].label, "access": ATTACKS[a].access, "modality": ATTACKS[a].modality} for a in ATTACKS_RUN},
     conda:
-        "../envs/unerase.yaml"
+        "../envs/report.yaml"
     script:
         "../scripts/tables.py"
 
@@ -63,11 +65,12 @@ rule memories_table:
     log:
         log_path("tables", "memories"),
     params:
+        code=package_code("memories_table.py"),
         concepts=CONCEPTS,
         methods=METHODS,
         method_labels=method_labels(),
     conda:
-        "../envs/unerase.yaml"
+        "../envs/report.yaml"
     script:
         "../scripts/memories_table.py"
 
@@ -82,10 +85,11 @@ rule safety_grid_table:
     log:
         log_path("tables", "safety_grid"),
     params:
+        code=package_code("safety_grid_table.py"),
         concepts=CONCEPTS,
         models=SAFETY_GRID_MODELS,
         method_labels=method_labels(),
     conda:
-        "../envs/unerase.yaml"
+        "../envs/report.yaml"
     script:
         "../scripts/safety_grid_table.py"

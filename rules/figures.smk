@@ -16,9 +16,10 @@ rule alpha_tradeoff:
     log:
         log_path("figures", "tv_es_alpha"),
     params:
+        code=package_code("figures.py"),
         concepts=CONCEPTS,
     conda:
-        "../envs/unerase.yaml"
+        "../envs/report.yaml"
     script:
         "../scripts/figures.py"
 
@@ -33,7 +34,9 @@ rule memories_figure:
     log:
         log_path("figures", "memories_nll_{concept}"),
     conda:
-        "../envs/unerase.yaml"
+        "../envs/report.yaml"
+    params:
+        code=package_code("memories_figure.py"),
     script:
         "../scripts/memories_figure.py"
 
@@ -47,9 +50,10 @@ rule safety_grid_figure:
     log:
         log_path("figures", "safety_grid"),
     params:
+        code=package_code("safety_grid_figure.py"),
         concepts=CONCEPTS,
         method_labels=method_labels(),
     conda:
-        "../envs/unerase.yaml"
+        "../envs/report.yaml"
     script:
         "../scripts/safety_grid_figure.py"

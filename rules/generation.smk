@@ -17,6 +17,7 @@ rule generate:
     benchmark:
         benchmark_path("generate", "{concept}", "{model}"),
     params:
+        code=package_code("generate.py", lambda wc: guard_modules(wc.model) + INLINE_ATTACK_MODULES),
         prompt_sets=PROMPT_SETS,
         attack_sets=ATTACKS_RUN,
         artefacts=attack_artefact_paths,
@@ -28,6 +29,6 @@ rule generate:
     resources:
         **heavy(),
     conda:
-        "../envs/unerase.yaml"
+        "../envs/diffusion.yaml"
     script:
         "../scripts/generate.py"

@@ -19,6 +19,7 @@ rule memories:
     benchmark:
         benchmark_path("memories", "{concept}"),
     params:
+        code=package_code("memories.py", lambda wc: [m for model in AUDITED_MODELS for m in guard_modules(model)]),
         models=AUDITED_MODELS,
         patches=probe_patch_list(AUDITED_MODELS),
         guards=probe_guards(AUDITED_MODELS),
@@ -33,7 +34,7 @@ rule memories:
     resources:
         **heavy(),
     conda:
-        "../envs/unerase.yaml"
+        "../envs/diffusion.yaml"
     script:
         "../scripts/memories.py"
 
@@ -52,6 +53,7 @@ rule safety_grid:
     benchmark:
         benchmark_path("safety_grid", "{concept}"),
     params:
+        code=package_code("safety_grid.py", lambda wc: [m for model in SAFETY_GRID_MODELS for m in guard_modules(model)]),
         models=SAFETY_GRID_MODELS,
         patches=probe_patch_list(SAFETY_GRID_MODELS),
         guards=probe_guards(SAFETY_GRID_MODELS),
@@ -67,6 +69,6 @@ rule safety_grid:
     resources:
         **heavy(),
     conda:
-        "../envs/unerase.yaml"
+        "../envs/diffusion.yaml"
     script:
         "../scripts/safety_grid.py"

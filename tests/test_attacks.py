@@ -162,6 +162,7 @@ def test_an_attacks_prompts_fill_its_prompt_set_in_turn():
 
 # --- Diverse Inversion and the Erasure Score ---
 from unerase.attacks import diverse_inversion as di  # noqa: E402
+from unerase.text import name_embedding  # noqa: E402
 
 
 def test_projection_moves_only_rows_outside_their_band_and_keeps_norms():
@@ -193,7 +194,7 @@ def test_diverse_inversion_stays_in_its_bands_and_keeps_a_diverse_set(tiny_pipel
     model = load_components(str(tiny_pipeline_dir))
     vectors, losses = di.diverse_invert(model, _tiny_bank(model), token="<d>", concept_text="zero", indices=list(range(6)), total=6,
                                         pairwise_max=0.3, diversity_weight=1.0, **DI)
-    direction = di.concept_direction(model.tokenizer, model.text_encoder.get_input_embeddings().weight.detach(), "zero")
+    direction = name_embedding(model.tokenizer, model.text_encoder.get_input_embeddings().weight.detach(), "zero")
     cos = di.cosine_to(vectors, direction)
     for k in range(6):
         low, high = di.band_of(k, 6, DI["bands"])

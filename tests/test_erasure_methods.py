@@ -197,7 +197,8 @@ def test_irece_runs_on_the_sd_layout(sd_layout_dir):
 
 def test_irece_locates_only_the_concepts_words_of_its_context(tiny_pipeline_dir):
     from unerase.components import load_components
-    from unerase.erasure.irece import Irece, sampling_options
+    from unerase.erasure.guard_options import sampling_options
+    from unerase.erasure.irece import Irece
 
     options = sampling_options("irece", {"concept": "a photo of {}", "threshold": 0.4, "at": 0.3}, "zero")["irece"]
     assert options["concept"] == "a photo of zero" and options["tokens"] == "zero"

@@ -8,6 +8,7 @@ import yaml
 
 from conftest import ROOT
 from unerase import erasure
+from unerase.erasure import guard_options
 from unerase.erasure.uce import uce_weight
 
 
@@ -25,8 +26,10 @@ def test_registry_schema_and_config_agree():
     assert all(pattern.match(name) for name in erasure.METHODS) and pattern.match("esd-x+irece") and not pattern.match("esd x")
     for name, spec in erasure.METHODS.items():
         assert spec.config in schema["properties"] and spec.config in config, name
-        entry = "sampling_options" if spec.is_guard else "erase"  # a guard changes the sampler, not the weights
-        assert callable(getattr(erasure.implementation(name), entry)), name
+        if spec.is_guard:  # a guard changes the sampler, not the weights
+            assert guard_options.sampling_options(name, config[spec.config], "zero"), name
+        else:
+            assert callable(erasure.implementation(name).erase), name
         assert set(spec.needs) <= {"concept_images", "finetuned", "classifier", "imported", "diverse_inversion"}, name
         assert "{}" not in spec.name and "+" not in spec.name, name  # "+" joins stacks  # what rules/common.smk provides
         for dotted in spec.uses:  # every declared key exists, so the rule's params resolve
@@ -99,7 +102,7 @@ def test_esd_runs_on_the_sd_layout(sd_layout_dir, tmp_path, xt_source):
 
 def test_negative_prompt_guard_replaces_the_empty_prompt(tiny_pipeline_dir):
     from unerase.components import load_components
-    from unerase.erasure.guards import sampling_options
+    from unerase.erasure.guard_options import sampling_options
     from unerase.sampling import generate
 
     assert sampling_options("np", {"prompt": "{}"}, "zero") == {"negative_prompt": "zero"}
@@ -113,7 +116,8 @@ def test_negative_prompt_guard_replaces_the_empty_prompt(tiny_pipeline_dir):
 
 
 def test_sld_presets_are_the_papers_and_their_guidance_terms():
-    from unerase.erasure.guards import SLD_PRESETS, SafeLatentGuidance, sampling_options
+    from unerase.erasure.guard_options import SLD_PRESETS, sampling_options
+    from unerase.erasure.guards import SafeLatentGuidance
 
     # protocols.md: (guidance, warm-up, threshold, momentum, beta) of the ESD / CCE / UnlearnDiffAtk code
     assert SLD_PRESETS == {"weak": (200.0, 15, 0.0, 0.0, 0.0), "medium": (1000.0, 10, 0.01, 0.3, 0.4),

@@ -1,5 +1,7 @@
 """The whole DAG on the tiny .test config, then what a config change re-runs (dry runs)."""
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,8 +17,8 @@ from conftest import ROOT
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 
 
-def smk(workdir, *args, check=True):
-    proc = subprocess.run(SNAKEMAKE + ["--directory", str(workdir), *args], capture_output=True, text=True)
+def smk(workdir, *args, check=True, env=None):
+    proc = subprocess.run(SNAKEMAKE + ["--directory", str(workdir), *args], capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
@@ -153,6 +155,23 @@ def test_whole_dag_writes_tables_and_logs(workdir):
 
 
 @pytest.mark.slow
+def test_provenance_lists_every_weight_with_its_hash(workdir):
+    from unerase.provenance import file_sha256
+
+    record = json.loads((workdir / "results/provenance.json").read_text())
+    hashed = {(workdir / f).resolve(): v["sha256"] for files in record["weights"].values() for f, v in files.items()}
+    weights = [p for d in ("embedded/model", "evaluator", "erased", "finetuned", "attacks") for p in (workdir / "results" / d).rglob("*.safetensors")]
+    assert len(weights) > 30
+    for path in weights:
+        assert hashed.get(path.resolve()) == file_sha256(path), path
+    assert record["config"]["erasure"]["methods"] == yaml.safe_load((ROOT / ".test/config.yaml").read_text())["erasure"]["methods"]
+    assert record["seeds"] == {"seed": 0}
+    assert record["packages"]["torch"].startswith("2.14.1") and record["packages"]["snakemake"] == "9.27.1"
+    assert len(record["git"]["commit"]) == 40  # the workflow's checkout (ROOT), not the working directory
+    assert record["hardware"]["cpu_count"] >= 1
+
+
+@pytest.mark.slow
 def test_unchanged_config_reruns_nothing(workdir):
     assert planned_jobs(smk(workdir, "-n", "--configfile", ".test/config.yaml")) == {}
 
@@ -162,7 +181,7 @@ def test_metric_only_change_reruns_no_training(workdir):
     cfg = overlay(workdir, "metric.yaml", {"evaluation.min_confidence": 0.9})
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", cfg))
     # the safety grid scores its own images (it picks each class's best point by them)
-    assert set(jobs) == {"evaluate", "tables", "safety_grid", "safety_grid_table", "safety_grid_figure", "all"}, jobs
+    assert set(jobs) == {"evaluate", "tables", "safety_grid", "safety_grid_table", "safety_grid_figure", "provenance", "all"}, jobs
     assert jobs["evaluate"] == 1  # one job scores all of the concept's cells
 
 
@@ -192,6 +211,31 @@ def test_an_attack_change_reruns_only_that_attacks_jobs(workdir):
     assert jobs["generate"] == 11 and not {"attack_embeddings", "attack_prompts", "erase", "safety_grid"} & set(jobs)
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "grid.yaml", {"probes.safety_grid.confirm_images": 3})))
     assert jobs.get("safety_grid") == 1 and not {"generate", "erase", "memories", "evaluate"} & set(jobs)
+
+
+@pytest.mark.slow
+def test_a_package_code_change_reruns_the_jobs_that_run_it(workdir, tmp_path):
+    # The workflow run against a copy of the package (PYTHONPATH first): as if the package had been edited.
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "src", src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    esd = src / "unerase/erasure/esd.py"
+    original = esd.read_text()
+    assert planned_jobs(smk(workdir, "-n", "--configfile", ".test/config.yaml", env=env)) == {}
+    # comments, docstrings and layout re-run nothing
+    esd.write_text("# a comment\n" + original.replace('"""', '"""Edited docstring: ', 1).replace("\ndef ", "\n# why\n\n\ndef ") + "\n# end\n")
+    assert planned_jobs(smk(workdir, "-n", "--configfile", ".test/config.yaml", env=env)) == {}
+    # a code change to ESD re-runs ESD's erase job and what uses its model, not the base model, not other methods
+    esd.write_text(original + "\nFIXED = True\n")
+    jobs = planned_jobs(smk(workdir, "-n", "--configfile", ".test/config.yaml", env=env))
+    assert jobs["erase"] == 1 and jobs["generate"] == 2, jobs  # esd-x; generations of esd-x and esd-x+irece
+    assert not {"train_vae", "train_text_to_image", "train_classifier", "concept_images", "finetune_on_concept", "attack_prompts"} & set(jobs)
+    # the tables' module re-runs the table jobs, nothing upstream of them
+    esd.write_text(original)
+    tables = src / "unerase/tables.py"
+    tables.write_text(tables.read_text() + "\nFIXED = True\n")
+    jobs = planned_jobs(smk(workdir, "-n", "--configfile", ".test/config.yaml", env=env))
+    assert "tables" in jobs and set(jobs) <= {"tables", "memories_table", "safety_grid_table", "provenance", "all"}, jobs
 
 
 def test_bad_config_key_is_named(tmp_path):
@@ -253,10 +297,34 @@ def test_lint_is_clean():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_slurm_profile_dry_run():
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n"], cwd=ROOT, capture_output=True, text=True)
+DIFFUSION_RULES = {"train_vae", "train_text_to_image", "concept_images", "erase", "finetune_on_concept", "attack_embeddings",
+                   "attack_prompts", "generate", "memories", "safety_grid"}
+
+
+def slurm_dry_run(tmp_path, resources):
+    overlay_file = tmp_path / "gpu.yaml"
+    overlay_file.write_text(yaml.safe_dump({"resources": resources}))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "--configfile", str(overlay_file)],
+                          cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "executor: slurm" in proc.stdout + proc.stderr or "slurm" in proc.stdout + proc.stderr
+    jobs = {}
+    for block in re.split(r"\n(?=rule \w+:)", proc.stdout):
+        if (name := re.match(r"rule (\w+):", block)) and (line := re.search(r"resources: (.*)", block)):
+            jobs.setdefault(name.group(1), set()).add(line.group(1))
+    return jobs
+
+
+def test_slurm_profile_requests_gpus_for_diffusion_jobs_only(tmp_path):
+    base = yaml.safe_load((ROOT / "config/config.yaml").read_text())["resources"]
+    jobs = slurm_dry_run(tmp_path, base | {"gpu": 2, "gpu_model": "h100", "mem_mb": 32000, "runtime": 240})
+    assert DIFFUSION_RULES <= set(jobs)
+    for rule, resources in jobs.items():
+        for line in resources:
+            assert ("gpu=2" in line and "gpu_model=h100" in line) == (rule in DIFFUSION_RULES), (rule, line)
+            if rule in DIFFUSION_RULES or rule == "train_classifier":
+                assert "mem_mb=32000" in line and "runtime=240" in line, (rule, line)
+    # the embedded default on a cluster without GPUs: no GPU request anywhere
+    assert not any("gpu" in line for lines in slurm_dry_run(tmp_path, base).values() for line in lines)
 
 
 def test_concept_listed_twice_is_refused(tmp_path):

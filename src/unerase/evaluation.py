@@ -60,13 +60,18 @@ def erasure_score(name_score: float, embedding_scores: dict[str, float]) -> floa
     return max([name_score, *embedding_scores.values()])
 
 
+def concept_hits(images: torch.Tensor, labels: torch.Tensor, classifier_path: str, min_confidence: float):
+    """(hit, predicted label) per image: a hit is an image classified as its intended label with at least `min_confidence`."""
+    pred, conf = predict(_classifier(str(classifier_path)), images)  # loaded once per job
+    return (pred == labels) & (conf >= min_confidence), pred
+
+
 def classifier_accuracy(images: torch.Tensor, labels: torch.Tensor, classifier_path: str, min_confidence: float) -> dict:
     """Fraction of images classified as their intended label with at least `min_confidence`."""
     if images.shape[1:] != (1, 16, 16):
         raise ValueError(f"the embedded digit classifier scores 16x16 grayscale digits, not images of shape "
                          f"{tuple(images.shape[1:])}; the SD 1.4 evaluators (ResNet-50, CLIP, NudeNet) are not implemented yet")
-    pred, conf = predict(_classifier(str(classifier_path)), images)  # loaded once per job
-    hit = (pred == labels) & (conf >= min_confidence)
+    hit, pred = concept_hits(images, labels, classifier_path, min_confidence)
     per_class = {int(c): float(hit[labels == c].float().mean()) for c in labels.unique()}
     return dict(
         accuracy=float(hit.float().mean()),

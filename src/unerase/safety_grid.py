@@ -27,16 +27,12 @@ import random
 
 import torch
 
+from .text import name_embedding
+
 
 def name_embeddings(tokenizer, table: torch.Tensor, names: list[str]) -> torch.Tensor:
     """Each name's input embedding (C, D): the mean of its tokens' rows of the token table."""
-    rows = []
-    for name in names:
-        ids = tokenizer(name, add_special_tokens=False).input_ids
-        if not ids:
-            raise ValueError(f"class name '{name}' has no tokens")
-        rows.append(table[ids].mean(0))
-    return torch.stack(rows).float()
+    return torch.stack([name_embedding(tokenizer, table, name) for name in names]).float()
 
 
 def subspace(vectors: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -18,3 +18,12 @@ def encode(tokenizer, text_encoder, prompts: list[str]) -> torch.Tensor:
     ids = tokenize(tokenizer, unique).to(text_encoder.device)
     states = text_encoder(ids)[0]
     return states[index.to(states.device)]
+
+
+def name_embedding(tokenizer, table: torch.Tensor, text: str) -> torch.Tensor:
+    """The input embedding of a name (D,): the mean of its tokens' rows of the token table `table` (V, D).
+    Diverse Inversion's concept direction and the safety grid's class-name vectors."""
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    if not ids:
+        raise ValueError(f"name '{text}' has no tokens")
+    return table[ids].mean(0)

@@ -30,14 +30,8 @@ from ..atomic import atomic_path
 from ..diffusion import LatentBank, add_noise
 from ..inversion import PlaceholderEmbedding
 from ..progress import Progress
-from ..text import encode
+from ..text import encode, name_embedding
 from .job import AttackJob
-
-
-def concept_direction(tokenizer, table: torch.Tensor, text: str) -> torch.Tensor:
-    """The concept name's input embedding: the mean of its tokens' rows (D,)."""
-    ids = tokenizer(text, add_special_tokens=False).input_ids
-    return table[ids].mean(0)
 
 
 def band_of(k: int, n: int, bands: list[list[float]]) -> tuple[float, float]:
@@ -102,7 +96,7 @@ def diverse_invert(components, bank: LatentBank, *, token: str, concept_text: st
     the last quarter of the steps."""
     tok, encoder = components.tokenizer, components.text_encoder
     table = encoder.get_input_embeddings()
-    direction = concept_direction(tok, table.weight.detach().cpu(), concept_text)
+    direction = name_embedding(tok, table.weight.detach().cpu(), concept_text)
     gens = [torch.Generator().manual_seed(seed + k) for k in indices]
     rngs = [random.Random(seed + k) for k in indices]
     lows, highs = (torch.tensor([band_of(k, total, bands)[i] for k in indices]) for i in (0, 1))
@@ -160,7 +154,7 @@ def run(job: AttackJob) -> dict:
                                      indices=list(range(n)), total=n, bands=s["bands"], pairwise_max=s["pairwise_max"],
                                      diversity_weight=s["diversity_weight"], lr=s["lr"], batch_per_embedding=s["batch_per_embedding"],
                                      steps=s["steps"], seed=job.seed, progress=Progress(f"diverse inversion ({job.token})", s["steps"]))
-    direction = concept_direction(job.model.tokenizer, job.model.text_encoder.get_input_embeddings().weight.detach().cpu(), job.concept_text)
+    direction = name_embedding(job.model.tokenizer, job.model.text_encoder.get_input_embeddings().weight.detach().cpu(), job.concept_text)
     to_concept = cosine_to(vectors, direction).tolist()
     pairwise = pairwise_similarity(vectors)
     kept = keep_diverse(pairwise, losses, s["pairwise_max"])

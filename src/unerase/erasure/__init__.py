@@ -2,7 +2,7 @@
 importing torch; the generic erase step (unerase.steps.erase) reads it to find a method's code.
 
 Adding a method is one module here with an `erase(job) -> ErasureResult` function (see job.py) or,
-for an inference-time guard, a `sampling_options(settings, concept_text)` entry in guards.py; one
+for an inference-time guard, its sampler code and its options in guard_options.sampling_options; one
 `Method` entry below, one config block under `erasure:` and its schema entry, and its tests: the
 generic `erase` rule, its script and the wildcard vocabulary follow from this table.
 

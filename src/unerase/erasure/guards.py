@@ -1,5 +1,5 @@
 """Inference-time guards: the base model's weights, a changed sampler. A guard writes no UNet patch;
-the generation step passes `sampling_options(...)` to the sampler (unerase.sampling.generate).
+the generation step passes the options of `guard_options.sampling_options(...)` to the sampler (unerase.sampling.generate).
 
 - Negative Prompt (`np`): the concept's text replaces the empty prompt of classifier-free guidance,
   so every step is guided away from it (protocols.md; the CCE paper attacks it).
@@ -13,25 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-# (guidance scale s_S, warm-up steps δ, threshold λ, momentum scale s_m, momentum β): the presets of
-# ESD's evalscripts/sld-generate-images.py, the CCE and UnlearnDiffAtk code (protocols.md). diffusers'
-# own SafetyConfig.WEAK uses guidance 20, not 200. Warm-up counts steps of a 50-step sampler.
-SLD_PRESETS = {
-    "weak": (200.0, 15, 0.0, 0.0, 0.0),
-    "medium": (1000.0, 10, 0.01, 0.3, 0.4),
-    "strong": (2000.0, 7, 0.025, 0.5, 0.7),
-    "max": (5000.0, 0, 1.0, 0.5, 0.7),
-}
+from .guard_options import SLD_PRESETS
+
 SLD_REFERENCE_STEPS = 50
-
-
-def sampling_options(method: str, settings: dict, concept_text: str) -> dict:
-    """Keyword arguments for unerase.sampling.generate that apply guard `method`."""
-    if method == "np":
-        return dict(negative_prompt=settings["prompt"].format(concept_text))
-    if method.startswith("sld-") and method[4:] in SLD_PRESETS:
-        return dict(safety=dict(preset=method[4:], concept=settings["concept"].format(concept_text)))
-    raise ValueError(f"'{method}' is not an inference-time guard")
 
 
 @dataclass

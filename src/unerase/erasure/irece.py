@@ -17,14 +17,6 @@ from ..sampling import initial_latents
 from ..text import encode
 
 
-def sampling_options(method: str, settings: dict, concept_text: str) -> dict:
-    """Keyword arguments for unerase.sampling.generate that apply IRECE."""
-    if method != "irece":
-        raise ValueError(f"'{method}' is not IRECE")
-    return dict(irece=dict(concept=settings["concept"].format(concept_text), tokens=concept_text, threshold=settings["threshold"],
-                           at=settings["at"]))
-
-
 def concept_mask(maps: torch.Tensor, threshold: float) -> torch.Tensor:
     """(B, H, W) maps -> (B, 1, H, W) bool: min-max normalised per image, at least `threshold`."""
     return (normalised(maps) >= threshold)[:, None]

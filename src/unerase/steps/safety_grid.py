@@ -8,8 +8,7 @@ import copy
 import torch
 
 from ..atomic import write_json
-from ..classifier import predict
-from ..evaluation import _classifier, label_probability
+from ..evaluation import concept_hits, label_probability
 from ..inversion import add_tokens, placeholder_tokens
 from ..progress import log as logger
 from ..safety_grid import complexity_class, embeddings, name_embeddings, probe_model, subspace, union_of
@@ -43,8 +42,7 @@ def run(*, manifest, classifier, record, models, patches, guards, settings, labe
         return label_probability(x, torch.full((len(x),), label), classifier)
 
     def is_concept(x):
-        pred, conf = predict(_classifier(str(classifier)), x)
-        return (pred == label) & (conf >= min_confidence)
+        return concept_hits(x, torch.full((len(x),), label), classifier, min_confidence)[0]
 
     results = {}
     for model, patch, options in zip(models, patches, guards, strict=True):

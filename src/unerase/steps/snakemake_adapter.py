@@ -2,14 +2,20 @@
 from __future__ import annotations
 
 
+# Params that only trigger reruns (the fingerprint of the package code a rule runs: unerase.code_version);
+# the steps do not read them.
+RERUN_TRIGGERS = ("code",)
+
+
 def _named(namedlist) -> dict:
     return {name: namedlist[name] for name in namedlist.keys()}
 
 
 def call(run, snakemake) -> None:
     kwargs = {}
-    for part in (snakemake.input, snakemake.output, snakemake.params):
-        for key, value in _named(part).items():
+    params = {k: v for k, v in _named(snakemake.params).items() if k not in RERUN_TRIGGERS}
+    for named in (_named(snakemake.input), _named(snakemake.output), params):
+        for key, value in named.items():
             if key in kwargs:
                 raise KeyError(f"'{key}' names both an input/output and a param of rule {snakemake.rule}")
             kwargs[key] = value

@@ -1,0 +1,26 @@
+# The run's provenance manifest (issue #10): config, git commit, package versions, seeds, the sha256 of
+# every model, evaluator and attack weight the results came from, and the hardware.
+
+
+localrules:
+    provenance,
+
+
+rule provenance:
+    input:
+        unpack(provenance_inputs),
+        base_manifest="results/base_model/manifest.json",
+        results=final_outputs(),
+    output:
+        record="results/provenance.json",
+    log:
+        log_path("provenance", "provenance"),
+    params:
+        code=package_code("provenance.py"),
+        run_config=config,
+        weights=provenance_inputs(None),
+        workflow_dir=workflow.basedir,
+    conda:
+        "../envs/diffusion.yaml"
+    script:
+        "../scripts/provenance.py"

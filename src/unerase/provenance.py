@@ -1,0 +1,128 @@
+"""The run's provenance manifest (issue #10): what a reader needs to trust or redo a results folder —
+the config, the workflow's git commit, the package versions, the seeds, the sha256 of every model and
+evaluator weight the results came from, and the hardware."""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weight_files(path: str | os.PathLike) -> list[Path]:
+    """The weight files at `path`: the file itself, or every weight file under a model folder (sorted)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such weights file or model folder (the run's provenance hashes every weight it used)")
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+
+
+def local_model_dir(ref: str) -> str:
+    """The local folder of base model `ref`: itself when it is a path, else its hub cache snapshot (offline)."""
+    if Path(ref).exists():
+        return ref
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(ref, local_files_only=True)
+    except Exception as err:  # noqa: BLE001 - any hub failure means the same thing here
+        raise FileNotFoundError(f"base model '{ref}': not a folder and not in the hub cache, so its weights cannot be hashed "
+                                f"({type(err).__name__}); set base_model.path to the folder the run used") from None
+
+
+def hashes(named_paths: dict[str, str]) -> dict[str, dict]:
+    """{role: {file: {sha256, bytes}}} for each role's file or folder."""
+    return {role: {str(f): dict(sha256=file_sha256(f), bytes=f.stat().st_size) for f in weight_files(p)}
+            for role, p in named_paths.items()}
+
+
+def git_state(directory: str | os.PathLike) -> dict:
+    """The commit of the workflow's checkout and whether it had uncommitted changes (None where it is no git checkout)."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=30)
+    try:
+        head = git("rev-parse", "HEAD")
+    except (OSError, subprocess.TimeoutExpired):
+        return dict(commit=None, dirty=None, note="git not available")
+    if head.returncode != 0:
+        return dict(commit=None, dirty=None, note="not a git checkout (an unpacked archive?)")
+    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip() != ""
+    return dict(commit=head.stdout.strip(), dirty=dirty)
+
+
+def package_versions(distribution: str = "unerase") -> dict[str, str]:
+    """The installed version of Python, of `distribution` and of each of its declared dependencies."""
+    versions = {"python": platform.python_version()}
+    try:
+        versions[distribution] = importlib.metadata.version(distribution)
+        requires = importlib.metadata.requires(distribution) or []
+    except importlib.metadata.PackageNotFoundError:
+        requires = []
+    for requirement in requires:
+        name = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0]
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def seeds(config: dict, prefix: str = "") -> dict[str, int]:
+    """Every seed of the config ("seed", "*_seed"), by its dotted key."""
+    found = {}
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            found.update(seeds(value, dotted + "."))
+        elif (key == "seed" or key.endswith("_seed")) and isinstance(value, int) and not isinstance(value, bool):
+            found[dotted] = value
+    return found
+
+
+def hardware() -> dict:
+    info = dict(machine=platform.machine(), system=platform.platform(), cpu=cpu_model(), cpu_count=os.cpu_count())
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        info["cuda"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except ImportError:
+        pass
+    return info
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def manifest(*, config: dict, weights: dict[str, str], workflow_dir: str) -> dict:
+    return dict(
+        config=config,
+        git=git_state(workflow_dir),
+        packages=package_versions(),
+        seeds=seeds(config),
+        weights=hashes(weights),
+        hardware=hardware(),
+    )
