@@ -17,11 +17,11 @@ include: "rules/generation.smk"
 include: "rules/probes.smk"
 include: "rules/evaluation.smk"
 include: "rules/figures.smk"
+include: "rules/report.smk"
 include: "rules/provenance.smk"
 
 
 rule all:
     input:
         final_outputs(),
-        "results/provenance.json",
     default_target: True

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from unerase.provenance import cpu_model
+from unerase.hardware import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

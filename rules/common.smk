@@ -380,7 +380,8 @@ def _check_safety_grid():
 _check_safety_grid()
 
 
-def final_outputs():
+def audit_outputs():
+    """What the audit itself produces: tables, figures, per-method records."""
     return [
         "results/tables/accuracy.csv",
         "results/tables/erasure_vs_inversion.md",
@@ -408,6 +409,23 @@ def provenance_inputs(wildcards):
                 if path.endswith(".safetensors"):
                     weights[f"attack/{os.path.dirname(path).removeprefix('results/attacks/')}"] = path
     return weights
+
+
+# The Markdown tables the report shows as HTML pages (rules/report.smk), and their titles.
+REPORT_TABLES = {
+    "erasure_vs_inversion": "Erased and after Concept Inversion (Task-Vector paper, Table 2 layout)",
+    "attacks": "Every attack on every model",
+    "modalities": "Every attack by input modality and access (M-ErasureBench layout)",
+    **({"memories": "Memories of forgotten concepts"} if "memories" in PROBES_RUN else {}),
+    **({"safety_grid": "Unconditional safety grid"} if "safety-grid" in PROBES_RUN else {}),
+    "efficiency": "Time, memory and disk per stage, method and attack",
+}
+
+
+def final_outputs():
+    """The audit, its efficiency table, the report's table pages and the run's provenance manifest."""
+    return audit_outputs() + ["results/tables/efficiency.md"] + [f"results/report/{t}.html" for t in REPORT_TABLES] + [
+        "results/provenance.json"]
 
 
 # --- generation ---

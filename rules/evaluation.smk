@@ -36,9 +36,9 @@ rule tables:
         metrics=metric_files(),
     output:
         long_csv=report("results/tables/accuracy.csv", category="Tables"),
-        paper_md=report("results/tables/erasure_vs_inversion.md", category="Tables"),
-        attacks_md=report("results/tables/attacks.md", category="Tables"),
-        modalities_md=report("results/tables/modalities.md", category="Tables"),
+        paper_md="results/tables/erasure_vs_inversion.md",
+        attacks_md="results/tables/attacks.md",
+        modalities_md="results/tables/modalities.md",
         erasure_score_csv="results/tables/erasure_score.csv",
     log:
         log_path("tables", "tables"),
@@ -60,7 +60,7 @@ rule memories_table:
     input:
         records=expand("results/probes/{concept}/memories.json", concept=CONCEPTS),
     output:
-        memories_md=report("results/tables/memories.md", category="Tables"),
+        memories_md="results/tables/memories.md",
         memories_csv="results/tables/memories.csv",
     log:
         log_path("tables", "memories"),
@@ -80,7 +80,7 @@ rule safety_grid_table:
         records=expand("results/probes/{concept}/safety_grid.json", concept=CONCEPTS),
         accuracy="results/tables/accuracy.csv",
     output:
-        grid_md=report("results/tables/safety_grid.md", category="Tables"),
+        grid_md="results/tables/safety_grid.md",
         grid_csv="results/tables/safety_grid.csv",
     log:
         log_path("tables", "safety_grid"),

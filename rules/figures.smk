@@ -12,7 +12,7 @@ rule alpha_tradeoff:
     input:
         records=expand("results/erased/{concept}/tv-es/erasure.json", concept=CONCEPTS),
     output:
-        figure=report("results/figures/tv_es_alpha.png", category="Figures"),
+        figure=report("results/figures/tv_es_alpha.png", category="Erasure"),
     log:
         log_path("figures", "tv_es_alpha"),
     params:
@@ -30,7 +30,7 @@ rule memories_figure:
     input:
         record="results/probes/{concept}/memories.json",
     output:
-        figure=report("results/figures/memories_nll_{concept}.png", category="Figures"),
+        figure=report("results/figures/memories_nll_{concept}.png", category="Probes", subcategory="{concept}"),
     log:
         log_path("figures", "memories_nll_{concept}"),
     conda:
@@ -46,7 +46,7 @@ rule safety_grid_figure:
     input:
         records=expand("results/probes/{concept}/safety_grid.json", concept=CONCEPTS),
     output:
-        figure=report("results/figures/safety_grid.png", category="Figures"),
+        figure=report("results/figures/safety_grid.png", category="Probes"),
     log:
         log_path("figures", "safety_grid"),
     params:

@@ -10,7 +10,7 @@ rule provenance:
     input:
         unpack(provenance_inputs),
         base_manifest="results/base_model/manifest.json",
-        results=final_outputs(),
+        results=audit_outputs(),
     output:
         record="results/provenance.json",
     log:

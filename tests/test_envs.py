@@ -19,7 +19,7 @@ PROVIDED_BY = {
     "accelerate": ("accelerate",), "safetensors": ("safetensors",), "open_clip": ("open_clip_torch",), "nudenet": ("nudenet",),
     "numpy": ("numpy",), "scipy": ("scipy",), "sklearn": ("scikit-learn",), "pandas": ("pandas",),
     "matplotlib": ("matplotlib",), "yaml": ("pyyaml",), "jsonschema": ("jsonschema",),
-    "PIL": ("torchvision", "matplotlib"), "huggingface_hub": ("diffusers", "transformers"),
+    "markdown_it": ("markdown-it-py",), "PIL": ("torchvision", "matplotlib"), "huggingface_hub": ("diffusers", "transformers"),
 }
 
 

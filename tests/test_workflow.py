@@ -172,6 +172,37 @@ def test_provenance_lists_every_weight_with_its_hash(workdir):
 
 
 @pytest.mark.slow
+def test_efficiency_table_covers_every_method_and_attack(workdir):
+    eff = pd.read_csv(workdir / "results/tables/efficiency.csv")
+    assert set(eff.loc[eff["stage"] == "erasure", "name"]) == {"esd-x", "tv", "tv-es", "tv-pruned", "uce", "ac",
+                                                                "fine-tune (shared by the task vectors)"}
+    assert set(eff.loc[eff["stage"] == "attack", "name"]) == {"inversion", "diverse-inversion", "ring-a-bell",
+                                                               "latent-inversion (in the generation jobs)"}
+    ran = eff[eff["jobs"] > 0]
+    assert (ran["wall_s"] > 0).all() and (ran["peak_mb"] > 100).all() and (eff["disk_mb"] > 0).all()
+    assert eff.loc[eff["name"] == "inversion", "jobs"].item() == 8  # base, six weight methods, sld-max through its guard
+    for table in ("erasure_vs_inversion", "attacks", "modalities", "memories", "safety_grid", "efficiency"):
+        page = (workdir / f"results/report/{table}.html").read_text()
+        assert "<table>" in page and "<td>" in page, table
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_the_report_opens_in_a_browser_with_its_tables_and_figures(workdir, tmp_path):
+    report = tmp_path / "report.html"
+    smk(workdir, "--configfile", ".test/config.yaml", "--report", str(report))
+    raw = report.read_text()
+    for path in ("results/report/efficiency.html", "results/report/erasure_vs_inversion.html", "results/figures/safety_grid.png",
+                 "results/figures/tv_es_alpha.png", "results/figures/memories_nll_zero.png", "results/generations/zero/esd-x/inversion.png"):
+        assert path in raw, path  # every table page and figure is embedded
+    dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000", "--dump-dom",
+                          report.as_uri()], capture_output=True, text=True, timeout=180).stdout
+    rendered = re.sub(r"<script.*?</script>", "", dom, flags=re.S)  # what the page's code drew, not the data it carries
+    for category in ("Tables", "Probes", "Erasure", "Generations", "Concept images"):
+        assert category in rendered, category
+
+
+@pytest.mark.slow
 def test_unchanged_config_reruns_nothing(workdir):
     assert planned_jobs(smk(workdir, "-n", "--configfile", ".test/config.yaml")) == {}
 
@@ -181,7 +212,8 @@ def test_metric_only_change_reruns_no_training(workdir):
     cfg = overlay(workdir, "metric.yaml", {"evaluation.min_confidence": 0.9})
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", cfg))
     # the safety grid scores its own images (it picks each class's best point by them)
-    assert set(jobs) == {"evaluate", "tables", "safety_grid", "safety_grid_table", "safety_grid_figure", "provenance", "all"}, jobs
+    assert set(jobs) == {"evaluate", "tables", "safety_grid", "safety_grid_table", "safety_grid_figure", "report_page", "efficiency_table",
+                         "provenance", "all"}, jobs
     assert jobs["evaluate"] == 1  # one job scores all of the concept's cells
 
 
@@ -235,7 +267,8 @@ def test_a_package_code_change_reruns_the_jobs_that_run_it(workdir, tmp_path):
     tables = src / "unerase/tables.py"
     tables.write_text(tables.read_text() + "\nFIXED = True\n")
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", ".test/config.yaml", env=env))
-    assert "tables" in jobs and set(jobs) <= {"tables", "memories_table", "safety_grid_table", "provenance", "all"}, jobs
+    assert "tables" in jobs and set(jobs) <= {"tables", "memories_table", "safety_grid_table", "report_page", "efficiency_table", "provenance",
+                                              "all"}, jobs
 
 
 def test_bad_config_key_is_named(tmp_path):

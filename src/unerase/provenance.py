@@ -11,6 +11,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from .hardware import cpu_model
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 _CHUNK = 1 << 20
 
@@ -105,16 +107,6 @@ def hardware() -> dict:
     except ImportError:
         pass
     return info
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def manifest(*, config: dict, weights: dict[str, str], workflow_dir: str) -> dict:
