@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 from unerase.attacks import ATTACKS, artefact_path, learned_by  # the registries (no torch import)
 from unerase.code_version import fingerprint as code_fingerprint
+from unerase.evaluators import EVALUATORS
 from unerase.erasure import METHODS as ERASURE_METHODS
 from unerase.erasure import parse_stack, stack_label
 from unerase.erasure.guard_options import sampling_options as guard_sampling_options
@@ -334,6 +335,21 @@ def cells_of(concept):
     return [(m, s) for m in AUDITED_MODELS for s in PROMPT_SETS]
 
 
+EVALUATOR = config["evaluation"]["evaluator"]  # unerase.evaluators.EVALUATORS
+
+
+def evaluator_inputs(wildcards):
+    """The digit CNN's weights, where the workflow trains the evaluator; other evaluators find theirs from their config."""
+    return {"classifier": "results/evaluator/classifier.safetensors"} if EVALUATOR == "digit-cnn" else {}
+
+
+def evaluator_settings():
+    """The evaluator's threshold and its own config block (a change re-runs the scoring and the tables only)."""
+    block = config["evaluation"].get(EVALUATOR.replace("-", "_"), {})
+    names = {"class_names": config["classes"]} if EVALUATOR == "clip" else {}
+    return {"min_confidence": config["evaluation"]["min_confidence"], **block, **names}
+
+
 def metric_files():
     return [f"results/metrics/{c}/{m}/{s}.json" for c in CONCEPTS for m, s in cells_of(c)]
 
@@ -416,6 +432,7 @@ REPORT_TABLES = {
     "erasure_vs_inversion": "Erased and after Concept Inversion (Task-Vector paper, Table 2 layout)",
     "attacks": "Every attack on every model",
     "modalities": "Every attack by input modality and access (M-ErasureBench layout)",
+    "quality": "Control images: accuracy and FID per model",
     **({"memories": "Memories of forgotten concepts"} if "memories" in PROBES_RUN else {}),
     **({"safety_grid": "Unconditional safety grid"} if "safety-grid" in PROBES_RUN else {}),
     "efficiency": "Time, memory and disk per stage, method and attack",

@@ -13,8 +13,8 @@ rule evaluate:
     # One job per concept scores all of its cells: the evaluator loads once, and a metric-only
     # change (evaluation.*) re-runs these cheap jobs and the tables, nothing upstream.
     input:
+        unpack(evaluator_inputs),
         images=lambda wc: [f"results/generations/{wc.concept}/{m}/{s}.safetensors" for m, s in cells_of(wc.concept)],
-        classifier="results/evaluator/classifier.safetensors",
     output:
         metrics=[f"results/metrics/{{concept}}/{m}/{s}.json" for m, s in cells_of(None)],
     log:
@@ -22,8 +22,9 @@ rule evaluate:
     benchmark:
         benchmark_path("evaluate", "{concept}"),
     params:
-        code=package_code("evaluate.py"),
-        min_confidence=config["evaluation"]["min_confidence"],
+        code=package_code("evaluate.py", lambda wc: [f"unerase.evaluators.{EVALUATORS[EVALUATOR].module}"]),
+        evaluator=EVALUATOR,
+        settings=evaluator_settings(),
         cells=lambda wc: [{"concept": wc.concept, "model": m, "prompt_set": s} for m, s in cells_of(wc.concept)],
     conda:
         "../envs/diffusion.yaml"
@@ -40,6 +41,7 @@ rule tables:
         attacks_md="results/tables/attacks.md",
         modalities_md="results/tables/modalities.md",
         erasure_score_csv="results/tables/erasure_score.csv",
+        quality_md="results/tables/quality.md",
     log:
         log_path("tables", "tables"),
     benchmark:

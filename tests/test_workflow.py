@@ -337,7 +337,8 @@ DIFFUSION_RULES = {"train_vae", "train_text_to_image", "concept_images", "erase"
 def slurm_dry_run(tmp_path, resources):
     overlay_file = tmp_path / "gpu.yaml"
     overlay_file.write_text(yaml.safe_dump({"resources": resources}))
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "--configfile", str(overlay_file)],
+    # --forceall: plan every job whatever a `make run` in this checkout has already produced
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "--forceall", "--configfile", str(overlay_file)],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     jobs = {}

@@ -23,6 +23,10 @@ class DigitClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The 128-d penultimate features (after the hidden layer's ReLU): the digits' FID space."""
+        return self.head[:-1](self.features(x))
+
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Shift by up to one pixel: generated digits are not always centred like the scans."""

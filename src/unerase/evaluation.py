@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 from pathlib import Path
 
 import torch
 
 from .classifier import load_classifier, predict
+from .hashing import file_sha256 as streamed_sha256
 
 
 # Accuracies are k/n stored as float32 (10 of 100 is 0.10000000149): comparisons against a bound
@@ -17,20 +17,20 @@ ACCURACY_TOLERANCE = 1e-6
 
 
 @functools.lru_cache(maxsize=4)
-def _classifier(path: str):
+def cached_classifier(path: str):
     return load_classifier(path)
 
 
 @functools.lru_cache(maxsize=16)
 def file_sha256(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return streamed_sha256(path)
 
 
 def label_probability(images: torch.Tensor, labels: torch.Tensor, classifier_path: str) -> torch.Tensor:
     """Each image's concept score on the digits model: the evaluator's probability of its intended label."""
     x = images.float() / 127.5 - 1
     with torch.no_grad():
-        probs = _classifier(str(classifier_path))(x).softmax(1)
+        probs = cached_classifier(str(classifier_path))(x).softmax(1)
     return probs.gather(1, labels.long()[:, None])[:, 0]
 
 
@@ -62,22 +62,39 @@ def erasure_score(name_score: float, embedding_scores: dict[str, float]) -> floa
 
 def concept_hits(images: torch.Tensor, labels: torch.Tensor, classifier_path: str, min_confidence: float):
     """(hit, predicted label) per image: a hit is an image classified as its intended label with at least `min_confidence`."""
-    pred, conf = predict(_classifier(str(classifier_path)), images)  # loaded once per job
+    pred, conf = predict(cached_classifier(str(classifier_path)), images)  # loaded once per job
     return (pred == labels) & (conf >= min_confidence), pred
 
 
-def classifier_accuracy(images: torch.Tensor, labels: torch.Tensor, classifier_path: str, min_confidence: float) -> dict:
-    """Fraction of images classified as their intended label with at least `min_confidence`."""
-    if images.shape[1:] != (1, 16, 16):
-        raise ValueError(f"the embedded digit classifier scores 16x16 grayscale digits, not images of shape "
-                         f"{tuple(images.shape[1:])}; the SD 1.4 evaluators (ResNet-50, CLIP, NudeNet) are not implemented yet")
-    hit, pred = concept_hits(images, labels, classifier_path, min_confidence)
-    per_class = {int(c): float(hit[labels == c].float().mean()) for c in labels.unique()}
+DIGIT_RULE = "argmax == intended digit"
+
+
+def summary(hit: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor, evaluator: dict) -> dict:
+    """A cell's metrics from its images' hits and predictions: the accuracy (share of hits), per intended class, the
+    predicted classes' counts, and the evaluator's fingerprint."""
     return dict(
         accuracy=float(hit.float().mean()),
         images=int(len(labels)),
-        per_class_accuracy=per_class,
-        predicted_counts={int(c): int((pred == c).sum()) for c in pred.unique()},
-        evaluator=dict(name="embedded digit CNN", weights=str(classifier_path), sha256=file_sha256(str(classifier_path)),
-                       rule="argmax == intended digit", min_confidence=min_confidence),
+        per_class_accuracy={int(c): float(hit[labels == c].float().mean()) for c in labels.unique()},
+        predicted_counts={int(c): int((predicted == c).sum()) for c in predicted.unique()},
+        evaluator=evaluator,
     )
+
+
+def digit_fingerprint(classifier_path: str, min_confidence: float) -> dict:
+    return dict(name="embedded digit CNN", weights=str(classifier_path), weights_tag="trained by rule train_classifier",
+                sha256=file_sha256(str(classifier_path)), threshold=min_confidence, classes="digits 0-9", rule=DIGIT_RULE)
+
+
+def check_digit_images(images: torch.Tensor) -> None:
+    if images.shape[1:] != (1, 16, 16):
+        raise ValueError(f"the embedded digit classifier scores 16x16 grayscale digits, not images of shape {tuple(images.shape[1:])}; "
+                         f"set evaluation.evaluator for this base model (config/sd14.yaml: resnet50) — the task vector's alpha "
+                         f"search and the probes score with the digit CNN only, so far")
+
+
+def classifier_accuracy(images: torch.Tensor, labels: torch.Tensor, classifier_path: str, min_confidence: float) -> dict:
+    """Fraction of images classified as their intended label with at least `min_confidence` (the digit CNN)."""
+    check_digit_images(images)
+    hit, pred = concept_hits(images, labels, classifier_path, min_confidence)
+    return summary(hit, pred, labels, digit_fingerprint(classifier_path, min_confidence))

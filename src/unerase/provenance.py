@@ -3,7 +3,6 @@ the config, the workflow's git commit, the package versions, the seeds, the sha2
 evaluator weight the results came from, and the hardware."""
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 import platform
@@ -12,17 +11,9 @@ import subprocess
 from pathlib import Path
 
 from .hardware import cpu_model
+from .hashing import file_sha256
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
-_CHUNK = 1 << 20
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def weight_files(path: str | os.PathLike) -> list[Path]:

@@ -148,6 +148,20 @@ def _pct0(v) -> str:
     return _pct(v).replace(".0", "")
 
 
+def quality_table(df: pd.DataFrame, models: list[str], labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """Per model (base first): the control cells' accuracy (%) and FID, concept by concept = their mean."""
+    labels = labels or {}
+    control = df[df["prompt_set"] == "control"].set_index(["concept", "model"])
+    concepts = sorted(df["concept"].unique(), key=list(df["concept"]).index)
+    rows = []
+    for m in ["base"] + [m for m in models if m != "base"]:
+        acc = [control["accuracy"].get((c, m), float("nan")) for c in concepts]
+        fid = [control["fid"].get((c, m), float("nan")) for c in concepts]
+        rows.append({"model": labels.get(m, m), "control accuracy (%)": _per_concept(acc, _pct0),
+                     "control FID": _per_concept(fid, lambda v: "–" if pd.isna(v) else f"{v:.1f}")})
+    return pd.DataFrame(rows)
+
+
 def safety_grid_table(df: pd.DataFrame, models: list[str], labels: dict[str, str] | None = None) -> pd.DataFrame:
     """The grid's Fig. 3 as a table: rows = models, one column per complexity class D_L, each cell the
     best grid prompt's probability (%) per concept = their mean."""

@@ -6,8 +6,8 @@ import pandas as pd
 from ..atomic import atomic_path, read_json
 from ..evaluation import erasure_score
 from ..progress import setup_logging
-from ..tables import (attacks_table, long_table, memories_long, memories_table, modality_order, paper_table, safety_grid_long,
-                      safety_grid_table, target_other_table, to_markdown, wilson_interval)
+from ..tables import (attacks_table, long_table, memories_long, memories_table, modality_order, paper_table, quality_table,
+                      safety_grid_long, safety_grid_table, target_other_table, to_markdown, wilson_interval)
 
 
 def erasure_scores(metrics: list[dict], diverse_set: str = "diverse-inversion") -> pd.DataFrame:
@@ -27,8 +27,8 @@ def erasure_scores(metrics: list[dict], diverse_set: str = "diverse-inversion") 
                                        "embeddings"])
 
 
-def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score_csv, methods, method_labels, prompt_sets, attacks,
-        threads=1, log=None):
+def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score_csv, quality_md, methods, method_labels, prompt_sets,
+        attacks, threads=1, log=None):
     """`attacks`: prompt set -> {label, access, modality} of each attack in the audit."""
     setup_logging(log)
     records, cells = [], []
@@ -39,13 +39,15 @@ def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score
         records.append(dict(concept=m["concept"], model=m["model"], prompt_set=m["prompt_set"], attack=attack.get("label", ""),
                             access=attack.get("access", ""), accuracy=m["accuracy"],
                             images=m["images"], evaluator=m["evaluator"]["name"], evaluator_sha256=m["evaluator"]["sha256"][:12],
-                            min_confidence=m["evaluator"]["min_confidence"], metrics_file=path))
+                            min_confidence=m["evaluator"]["threshold"], evaluator_weights=m["evaluator"]["weights_tag"],
+                            evaluator_classes=m["evaluator"]["classes"], fid=m.get("fid", float("nan")),
+                            fid_reference=m.get("fid_reference", ""), metrics_file=path))
     df = long_table(records)
     with atomic_path(long_csv) as tmp:
         df.to_csv(tmp, index=False)
     wide = paper_table(df, methods, method_labels)
     ev = df.iloc[0]
-    header = (f"Accuracy (%) of the evaluator ({ev['evaluator']}, sha256 {ev['evaluator_sha256']}, min confidence "
+    header = (f"Accuracy (%) of the evaluator ({ev['evaluator']}, {ev['evaluator_weights']}, sha256 {ev['evaluator_sha256']}, min confidence "
               f"{ev['min_confidence']}) on images generated from the concept's name / from the Concept-Inversion tokens; "
               f"'control' = the other classes' names. Each cell's count and 95 % Wilson interval (one seed) are in accuracy.csv "
               f"(ci95_low, ci95_high); across seeds, `make seeds`.\n\n")
@@ -61,6 +63,15 @@ def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score
                        "method's, so a guard's effect (IRECE) reads row to row. Latent inversion regenerates DDIM-inverted concept "
                        "images from their seeds, inverted on the audited weights (white-box) or the base model (black-box).\n\n"
                        + to_markdown(attacks_table(df, rows, columns, modality_headers, method_labels)))
+    control_fid = df.loc[df["prompt_set"] == "control", ["fid", "fid_reference"]].dropna()
+    with atomic_path(quality_md) as tmp:
+        tmp.write_text(
+            "Image quality where erasure should leave the model alone: each model's images of the other classes' names "
+            f"(control), their accuracy (%) and their FID against real images of those classes in the evaluator's features "
+            f"({ev['evaluator']}; reference: {control_fid['fid_reference'].iloc[0] if len(control_fid) else 'none for this evaluator'}), "
+            f"concept by concept ({' / '.join(df['concept'].unique())}) = their mean. Lower FID = closer to the real images; with "
+            f"{int(ev['images'])} generated images per cell FID is biased upwards, so compare models within a run.\n\n"
+            + to_markdown(quality_table(df, methods, method_labels)))
     es = erasure_scores(cells)
     with atomic_path(erasure_score_csv) as tmp:
         es.sort_values(["concept", "model"]).to_csv(tmp, index=False)
