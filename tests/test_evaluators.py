@@ -78,7 +78,7 @@ def test_digit_cnn_through_the_interface_equals_the_classifier_accuracy(tmp_path
     from safetensors.torch import save_file
 
     from unerase.classifier import DigitClassifier
-    from unerase.evaluation import classifier_accuracy, summary
+    from unerase.evaluation import classifier_accuracy, concept_hits, label_probability, summary
 
     torch.manual_seed(0)
     path = tmp_path / "classifier.safetensors"
@@ -88,6 +88,11 @@ def test_digit_cnn_through_the_interface_equals_the_classifier_accuracy(tmp_path
     scorer = evaluators.load("digit-cnn", {"min_confidence": 0.0}, str(path))
     scores = scorer.score(images, labels)
     assert summary(scores.hit, scores.predicted, labels, scorer.fingerprint) == classifier_accuracy(images, labels, str(path), 0.0)
+    # the one-pass scores are the functions the alpha search and the probes call, threshold included
+    assert torch.equal(scores.probability, label_probability(images, labels, str(path)))
+    strict = evaluators.load("digit-cnn", {"min_confidence": 0.1076}, str(path)).score(images, labels)
+    assert torch.equal(strict.hit, concept_hits(images, labels, str(path), 0.1076)[0])
+    assert 0 < int(strict.hit.sum()) < int(scores.hit.sum())  # the threshold drops one of the two argmax hits
     with pytest.raises(ValueError, match="set evaluation.evaluator for this base model"):
         scorer.score(torch.zeros(2, 3, 64, 64, dtype=torch.uint8), labels[:2])
 

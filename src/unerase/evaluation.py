@@ -26,12 +26,16 @@ def file_sha256(path: str) -> str:
     return streamed_sha256(path)
 
 
-def label_probability(images: torch.Tensor, labels: torch.Tensor, classifier_path: str) -> torch.Tensor:
-    """Each image's concept score on the digits model: the evaluator's probability of its intended label."""
+def class_probabilities(images: torch.Tensor, classifier_path: str) -> torch.Tensor:
+    """The digit CNN's softmax over the ten digits for uint8 images (N, 1, 16, 16)."""
     x = images.float() / 127.5 - 1
     with torch.no_grad():
-        probs = cached_classifier(str(classifier_path))(x).softmax(1)
-    return probs.gather(1, labels.long()[:, None])[:, 0]
+        return cached_classifier(str(classifier_path))(x).softmax(1)
+
+
+def label_probability(images: torch.Tensor, labels: torch.Tensor, classifier_path: str) -> torch.Tensor:
+    """Each image's concept score on the digits model: the evaluator's probability of its intended label."""
+    return class_probabilities(images, classifier_path).gather(1, labels.long()[:, None])[:, 0]
 
 
 _LEARNED_TOKEN = re.compile(r"<[^<>\s]+>(?:_\d+)*")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..digits import load_digit_images
-from ..evaluation import cached_classifier, check_digit_images, concept_hits, digit_fingerprint, label_probability
+from ..evaluation import cached_classifier, check_digit_images, class_probabilities, digit_fingerprint
 from .base import Scores, existing
 
 
@@ -13,11 +13,15 @@ class DigitCNN:
     def __init__(self, weights: str, min_confidence: float):
         self.weights, self.min_confidence = weights, min_confidence
         self.fingerprint = digit_fingerprint(weights, min_confidence)
+        self._reference: dict[tuple[int, ...], tuple[torch.Tensor, str]] = {}
 
     def score(self, images: torch.Tensor, labels: torch.Tensor) -> Scores:
+        """One forward pass: the same hits as unerase.evaluation.concept_hits, the same scores as label_probability."""
         check_digit_images(images)
-        hit, pred = concept_hits(images, labels, self.weights, self.min_confidence)
-        return Scores(predicted=pred, probability=label_probability(images, labels, self.weights), hit=hit)
+        probs = class_probabilities(images, self.weights)
+        conf, pred = probs.max(1)
+        return Scores(predicted=pred, probability=probs.gather(1, labels.long()[:, None])[:, 0],
+                      hit=(pred == labels) & (conf >= self.min_confidence))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Generated uint8 digits -> the CNN's 128-d penultimate features (unerase.fid)."""
@@ -26,11 +30,16 @@ class DigitCNN:
             return cached_classifier(self.weights).embed(images.float() / 127.5 - 1)
 
     def reference_features(self, labels: list[int]) -> tuple[torch.Tensor, str]:
-        """The features of every real scikit-learn digit of these classes, and what they are."""
-        x, y = load_digit_images()
-        real = x[torch.isin(y, torch.tensor(labels))]
-        with torch.no_grad():
-            return cached_classifier(self.weights).embed(real), f"{len(real)} scikit-learn digits of classes {','.join(map(str, labels))}"
+        """The features of every real scikit-learn digit of these classes, and what they are (computed once per
+        class set: every model's control cell of a concept asks for the same one)."""
+        key = tuple(sorted(labels))
+        if key not in self._reference:
+            x, y = load_digit_images()
+            real = x[torch.isin(y, torch.tensor(key))]
+            with torch.no_grad():
+                self._reference[key] = (cached_classifier(self.weights).embed(real),
+                                        f"{len(real)} scikit-learn digits of classes {','.join(map(str, key))}")
+        return self._reference[key]
 
 
 def load(settings: dict, weights: str | None = None) -> DigitCNN:
