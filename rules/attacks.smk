@@ -44,3 +44,17 @@ use rule attack_embeddings as attack_latents with:
         record="results/attacks/{concept}/{model}/{attack}/attack.json",
     wildcard_constraints:
         attack=attack_names("latents"),
+
+
+# Inline attacks (learned in generation jobs) on a model with no generation job: the weights of a stack audited without them.
+if STANDALONE_INLINE:
+
+    use rule attack_embeddings as attack_embeddings_standalone with:
+        wildcard_constraints:
+            attack=standalone_inline_names("embeds"),
+            model=models_regex(sorted({m for ms in STANDALONE_INLINE.values() for m in ms})),
+
+    use rule attack_latents as attack_latents_standalone with:
+        wildcard_constraints:
+            attack=standalone_inline_names("latents"),
+            model=models_regex(sorted({m for ms in STANDALONE_INLINE.values() for m in ms})),

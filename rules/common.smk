@@ -157,9 +157,7 @@ def attacked_model(model, attack):
     the attack is learned on the stack's weights (the base for a guard alone) and then sampled under the
     guard (CCE's attack on Negative Prompt); with `through_sld`, a stack with an SLD guard is attacked
     through the guard itself (CCE's Algorithm 2) by the attacks that can (Concept Inversion), so it is
-    learned on the whole stack. An attack learned in the generation job is learned on the model that job loads."""
-    if ATTACKS[attack].in_generation:
-        return model
+    learned on the whole stack."""
     if (model != "base" and THROUGH_SLD and "through_sld" in ATTACKS[attack].guard_settings
             and any(g.config == "sld" for g in parse_stack(model)[1])):
         return model
@@ -176,12 +174,55 @@ def attack_artefact_paths(wildcards):
     return [artefact_path(wildcards.concept, attacked_model(wildcards.model, a), a) for a in ATTACKS_RUN]
 
 
-# Attacks learned inside each model's generation job (registry: in_generation): those of the audit and those
-# a black-box attack of the audit transfers from the base model.
+# Attacks learned inside a generation job (registry: in_generation): those of the audit and those a black-box
+# attack of the audit transfers from the base model. Each is learned once per model it is learned on
+# (attacked_model): in that model's generation job where the model is audited, in an attack job where only
+# stacks on its weights are (methods: [esd-x+irece] without esd-x).
 INLINE_ATTACKS = [a for a, spec in ATTACKS.items() if spec.in_generation and any(learned_by(r).name == a for r in ATTACKS_RUN)]
 
 
-INLINE_ATTACK_MODULES = [f"unerase.attacks.{ATTACKS[a].module}" for a in INLINE_ATTACKS]
+def _learners(attack):
+    """The models inline attack `attack` is learned on: where the audit's white-box uses need it, and the base
+    for its black-box transfers."""
+    users = [r for r in ATTACKS_RUN if learned_by(r).name == attack]
+    models = {attacked_model(m, r) for r in users if ATTACKS[r].learned_on == "model" for m in AUDITED_MODELS}
+    return models | ({"base"} if any(ATTACKS[r].learned_on == "base" for r in users) else set())
+
+
+INLINE_LEARNERS = {a: _learners(a) for a in INLINE_ATTACKS}
+
+
+def inline_attacks_of(model):
+    """The attacks `model`'s generation job learns before it generates, in INLINE_ATTACKS' order."""
+    return [a for a in INLINE_ATTACKS if model in INLINE_LEARNERS[a]]
+
+
+def generation_groups():
+    """The audited models grouped by the attacks their generation job learns (a rule's outputs are fixed,
+    so each group is one generate rule): [(rule name, inline attacks, models)], the base's group first and
+    named "generate"; guard stacks, which sample their weights' artefacts, "generate_guarded"."""
+    groups = {}
+    for m in AUDITED_MODELS:
+        groups.setdefault(tuple(inline_attacks_of(m)), []).append(m)
+    out = []
+    for inline, models in groups.items():
+        name = "generate" if "base" in models else "_".join(["generate_guarded"] + [a.replace("-", "_") for a in inline])
+        out.append((name, list(inline), models))
+    return sorted(out, key=lambda g: g[0] != "generate")
+
+
+# Inline attacks learned on models without a generation job (a stack's weights where only the stack is audited): attack jobs.
+STANDALONE_INLINE = {a: sorted(INLINE_LEARNERS[a] - set(AUDITED_MODELS)) for a in INLINE_ATTACKS}
+STANDALONE_INLINE = {a: models for a, models in STANDALONE_INLINE.items() if models}
+
+
+def models_regex(models):
+    return "|".join(re.escape(m) for m in models) or "(?!)"
+
+
+def standalone_inline_names(artefact):
+    """Regex of the inline attacks writing this kind of artefact that a model without a generation job needs."""
+    return "|".join(re.escape(a) for a in STANDALONE_INLINE if ATTACKS[a].artefact == artefact) or "(?!)"
 
 
 def attack_modules(wildcards):
@@ -197,25 +238,38 @@ def made_in_generation(model, attack):
 
 
 def attack_artefacts(wildcards):
-    """The artefacts a generation job reads that other jobs write."""
+    """The artefacts a generation job reads that other jobs write (attack jobs, or another model's generation job)."""
     return [p for a, p in zip(ATTACKS_RUN, attack_artefact_paths(wildcards)) if not made_in_generation(wildcards.model, a)]
 
 
-def inline_attack_outputs(model):
-    """The artefacts and records of the attacks learned in `model`'s generation job."""
-    if not INLINE_ATTACKS:
+def inline_attack_outputs(model, inline):
+    """The artefacts and records of the attacks `inline` learned in `model`'s generation job."""
+    if not inline:
         return {}
-    return dict(inline_artefacts=[artefact_path("{concept}", model, a) for a in INLINE_ATTACKS],
-                inline_records=[f"results/attacks/{{concept}}/{model}/{a}/attack.json" for a in INLINE_ATTACKS])
+    return dict(inline_artefacts=[artefact_path("{concept}", model, a) for a in inline],
+                inline_records=[f"results/attacks/{{concept}}/{model}/{a}/attack.json" for a in inline])
 
 
-def inline_attack_inputs(wildcards):
-    return {need: _ATTACK_NEEDS[need](wildcards.concept) for a in INLINE_ATTACKS for need in ATTACKS[a].needs}
+def inline_attack_inputs(inline):
+    return lambda wildcards: {need: _ATTACK_NEEDS[need](wildcards.concept) for a in inline for need in ATTACKS[a].needs}
 
 
-# Each inline attack's config block and sampler keys: a change re-runs the generation jobs, which learn it.
-INLINE_ATTACK_PARAMS = {a: dict(settings=config["attacks"][ATTACKS[a].config],
-                                sampling={k: config["sampling"][k] for k in ATTACKS[a].sampling}) for a in INLINE_ATTACKS}
+def inline_attack_params(inline):
+    """Per inline attack, what its attack job's params would be (config block less the guard-only keys where it
+    learns through no guard, sampler keys, guards, checkpoint): a change re-runs the generation jobs that learn it."""
+    def per_attack(wildcards):
+        out = {}
+        for a in inline:
+            wc = SimpleNamespace(concept=wildcards.concept, model=wildcards.model, attack=a)
+            out[a] = dict(settings=attack_settings(wc), sampling=attack_sampling(wc),
+                          guards=sampling_options(wc) if through_guard(wc.model, a) else {},
+                          resume_from=checkpoint_path("attack", a, wc.concept, wc.model))
+        return out
+    return per_attack
+
+
+def inline_attack_modules(inline):
+    return [f"unerase.attacks.{ATTACKS[a].module}" for a in inline]
 
 
 # Where each input an attack may declare (`needs` in the registry) comes from, per concept.

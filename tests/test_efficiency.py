@@ -1,4 +1,6 @@
 """The efficiency table from planted benchmark files, and the report's table pages."""
+import json
+
 import pandas as pd
 import pytest
 
@@ -28,12 +30,16 @@ def results(tmp_path):
     (tmp_path / "erased/zero/esd-x/unet_patch.safetensors").write_bytes(b"x" * 2**20)
     (tmp_path / "attacks/zero/esd-x/latent-inversion").mkdir(parents=True)
     (tmp_path / "attacks/zero/esd-x/latent-inversion/inverted_latents.safetensors").write_bytes(b"x" * 2**19)
+    # records of attacks learned in generation jobs (esd-x's, the base's), and of one an attack job learned (its benchmark above)
+    for model, attack, seconds in (("esd-x", "latent-inversion", 1.5), ("base", "latent-inversion", 2.0), ("esd-x", "inversion", 21.0)):
+        (tmp_path / f"attacks/zero/{model}/{attack}").mkdir(parents=True, exist_ok=True)
+        (tmp_path / f"attacks/zero/{model}/{attack}/attack.json").write_text(json.dumps({"attack": attack, "seconds": seconds}))
     return tmp_path
 
 
 def test_jobs_are_summed_per_method_and_attack_and_other_configs_left_out(results):
     costs = job_costs(results / "benchmarks", ["esd-x"], ["inversion"], ["base", "esd-x"], ["zero", "six"])
-    table = efficiency_table(costs, results, ["zero", "six"], inline_attacks=["latent-inversion"]).set_index("name")
+    table = efficiency_table(costs, results, ["zero", "six"], inline_attacks=["latent-inversion", "inversion"]).set_index("name")
     assert list(table["stage"].unique()) == ["base model", "erasure", "attack", "generation"]  # in pipeline order
     esd = table.loc["esd-x"]
     assert (esd["jobs"], esd["wall_s"], esd["cpu_s"], esd["peak_mb"]) == (2, 22.0, 17.0, 950.0)
@@ -42,10 +48,11 @@ def test_jobs_are_summed_per_method_and_attack_and_other_configs_left_out(result
     assert (inversion["jobs"], inversion["wall_s"], inversion["peak_mb"]) == (2, 42.0, 1010.0)
     assert table.loc["train_text_to_image", "wall_s_per_concept"] == 30.0  # once per run, not per concept
     inline = table.loc["latent-inversion (in the generation jobs)"]
-    assert inline["jobs"] == 0 and pd.isna(inline["wall_s"]) and inline["disk_mb"] == pytest.approx(0.5)
+    assert inline["jobs"] == 0 and inline["wall_s"] == 3.5 and pd.isna(inline["cpu_s"]) and inline["disk_mb"] == pytest.approx(0.5, abs=0.01)
+    assert table.loc["inversion (in the generation jobs)", "wall_s"] == 0.0  # esd-x's inversion had a job: counted there
     assert "receler" not in table.index
     shown = readable(table.reset_index())
-    assert shown.loc[shown["name"] == "esd-x", "wall s"].item() == "22" and "–" in set(shown["wall s"])
+    assert shown.loc[shown["name"] == "esd-x", "wall s"].item() == "22" and "–" in set(shown["CPU s"])
 
 
 def test_table_pages_render_tables_and_escape_text():

@@ -39,6 +39,11 @@ def planned_jobs(proc) -> dict[str, int]:
     return jobs
 
 
+def generations(jobs: dict[str, int]) -> int:
+    """Generation jobs of a plan, over the generate rules (one per group of models learning the same inline attacks)."""
+    return sum(n for rule, n in jobs.items() if rule.startswith("generate"))
+
+
 def overlay(workdir, name, change) -> str:
     cfg = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
     for dotted, value in change.items():
@@ -101,14 +106,15 @@ def test_whole_dag_writes_tables_and_logs(workdir):
     assert len(prompts) == 2 and all("zero" not in p.split() for p in prompts)
     same, _, _ = load_image_set(workdir / "results/generations/zero/base/transfer.safetensors")
     assert torch.equal(same, load_image_set(workdir / "results/generations/zero/base/inversion.safetensors")[0])
-    # latent inversion, learned in each model's generation job: white-box seeds on every model's weights (a stack's are
-    # its weight method's), black-box once on the base; regenerations paired with them
+    # latent inversion, learned in the generation job of each weight method and the base; a guard stack samples its
+    # weights' seeds (the base's for a guard alone), so on a guard alone the white-box and transfer cells are one draw
     found = {p.parent.parent.name: p for p in (workdir / "results/attacks/zero").glob("*/latent-inversion/inverted_latents.safetensors")}
-    assert sorted(found) == sorted(["base", *yaml.safe_load((workdir / ".test/config.yaml").read_text())["erasure"]["methods"]])
-    assert torch.equal(load_file(found["esd-x+irece"])["latents"], load_file(found["esd-x"])["latents"])
-    assert torch.equal(load_file(found["irece"])["latents"], load_file(found["base"])["latents"])
+    assert sorted(found) == ["ac", "base", "esd-x", "tv", "tv-es", "tv-pruned", "uce"]
+    assert torch.equal(load_image_set(workdir / "results/generations/zero/np/latent-transfer.safetensors")[0],
+                       load_image_set(workdir / "results/generations/zero/np/latent-inversion.safetensors")[0])
     assert json.loads((found["esd-x"].parent / "attack.json").read_text())["learned_on"] == "esd-x"
     assert not (workdir / "results/benchmarks/attack/latent-inversion").exists()  # no job of its own
+    assert not (workdir / "results/benchmarks/attack/inversion").exists()  # Concept Inversion neither (in the generation jobs)
     regenerated, _, meta = load_image_set(workdir / "results/generations/zero/esd-x/latent-inversion.safetensors")
     assert len(regenerated) == 6 and set(meta["prompts"]) == {""}
     assert torch.equal(load_image_set(workdir / "results/generations/zero/base/latent-transfer.safetensors")[0],
@@ -161,7 +167,7 @@ def test_provenance_lists_every_weight_with_its_hash(workdir):
     record = json.loads((workdir / "results/provenance.json").read_text())
     hashed = {(workdir / f).resolve(): v["sha256"] for files in record["weights"].values() for f, v in files.items()}
     weights = [p for d in ("embedded/model", "evaluator", "erased", "finetuned", "attacks") for p in (workdir / "results" / d).rglob("*.safetensors")]
-    assert len(weights) > 30
+    assert len(weights) > 20  # base model, evaluator, 6 patches, fine-tune, each weight method's attacks
     for path in weights:
         assert hashed.get(path.resolve()) == file_sha256(path), path
     assert record["config"]["erasure"]["methods"] == yaml.safe_load((ROOT / ".test/config.yaml").read_text())["erasure"]["methods"]
@@ -176,11 +182,14 @@ def test_efficiency_table_covers_every_method_and_attack(workdir):
     eff = pd.read_csv(workdir / "results/tables/efficiency.csv")
     assert set(eff.loc[eff["stage"] == "erasure", "name"]) == {"esd-x", "tv", "tv-es", "tv-pruned", "uce", "ac",
                                                                 "fine-tune (shared by the task vectors)"}
-    assert set(eff.loc[eff["stage"] == "attack", "name"]) == {"inversion", "diverse-inversion", "ring-a-bell",
+    assert set(eff.loc[eff["stage"] == "attack", "name"]) == {"inversion (in the generation jobs)", "diverse-inversion", "ring-a-bell",
                                                                "latent-inversion (in the generation jobs)"}
     ran = eff[eff["jobs"] > 0]
     assert (ran["wall_s"] > 0).all() and (ran["peak_mb"] > 100).all() and (eff["disk_mb"] > 0).all()
-    assert eff.loc[eff["name"] == "inversion", "jobs"].item() == 8  # base, six weight methods, sld-max through its guard
+    inline = eff[eff["name"].str.endswith("(in the generation jobs)")]
+    assert (inline["jobs"] == 0).all() and (inline["wall_s"] > 0).all()  # their seconds, from their records
+    records = list((workdir / "results/attacks/zero").glob("*/inversion/attack.json"))
+    assert sorted(r.parent.parent.name for r in records) == ["ac", "base", "esd-x", "sld-max", "tv", "tv-es", "tv-pruned", "uce"]
     for table in ("erasure_vs_inversion", "attacks", "modalities", "memories", "safety_grid", "efficiency"):
         page = (workdir / f"results/report/{table}.html").read_text()
         assert "<table>" in page and "<td>" in page, table
@@ -226,21 +235,23 @@ def test_alpha_change_reruns_only_task_vector_jobs(workdir):
     rule = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "rule.yaml", {"erasure.task_vector.alpha_rule": "smallest"})))
     assert rule["erase"] == 2  # tv and tv-pruned; tv-es picks alpha by the Erasure Score and reads no alpha_rule
     es = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "es.yaml", {"erasure.tv_es.max_erasure_score": 0.3})))
-    assert es["erase"] == 1 and es["generate"] == 1  # tv-es alone
+    assert es["erase"] == 1 and generations(es) == 1  # tv-es alone
 
 
 @pytest.mark.slow
 def test_an_attack_change_reruns_only_that_attacks_jobs(workdir):
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "rab.yaml", {"attacks.ring_a_bell.eta": 5.0})))
     assert jobs.get("attack_prompts") == 1 and "attack_embeddings" not in jobs and "erase" not in jobs  # once per concept, on the base
-    assert jobs["generate"] == 11  # every audited model generates the new prompts
+    assert generations(jobs) == 11  # every audited model generates the new prompts
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "ci.yaml", {"attacks.concept_inversion.steps": 7})))
-    assert jobs["attack_embeddings"] == 8 and "attack_prompts" not in jobs and "erase" not in jobs  # base, 6 weight methods, sld-max
+    # learned in the generation jobs of the base, the 6 weight methods and sld-max (through its guard); the other guards sample them
+    assert generations(jobs) == 11 and not {"attack_embeddings", "attack_prompts", "erase"} & set(jobs)
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "sld.yaml", {"attacks.concept_inversion.sld_window": 50})))
-    assert jobs["attack_embeddings"] == 1 and jobs["generate"] == 1  # only the inversion learned through sld-max's guard
+    assert jobs.get("generate_guarded_inversion") == 1
+    assert generations(jobs) == 1 and "attack_embeddings" not in jobs  # only sld-max's, whose job learns through its guard
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "lat.yaml", {"attacks.latent_inversion.num_images": 5})))
     # learned in generation: no attack job; memories re-runs only because it reads the base model's (regenerated) control cell
-    assert jobs["generate"] == 11 and not {"attack_embeddings", "attack_prompts", "erase", "safety_grid"} & set(jobs)
+    assert generations(jobs) == 11 and not {"attack_embeddings", "attack_prompts", "erase", "safety_grid"} & set(jobs)
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "grid.yaml", {"probes.safety_grid.confirm_images": 3})))
     assert jobs.get("safety_grid") == 1 and not {"generate", "erase", "memories", "evaluate"} & set(jobs)
 
@@ -260,7 +271,7 @@ def test_a_package_code_change_reruns_the_jobs_that_run_it(workdir, tmp_path):
     # a code change to ESD re-runs ESD's erase job and what uses its model, not the base model, not other methods
     esd.write_text(original + "\nFIXED = True\n")
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", ".test/config.yaml", env=env))
-    assert jobs["erase"] == 1 and jobs["generate"] == 2, jobs  # esd-x; generations of esd-x and esd-x+irece
+    assert jobs["erase"] == 1 and generations(jobs) == 2, jobs  # esd-x; generations of esd-x and esd-x+irece
     assert not {"train_vae", "train_text_to_image", "train_classifier", "concept_images", "finetune_on_concept", "attack_prompts"} & set(jobs)
     # the tables' module re-runs the table jobs, nothing upstream of them
     esd.write_text(original)
@@ -354,8 +365,9 @@ def test_slurm_profile_requests_gpus_for_diffusion_jobs_only(tmp_path):
     assert DIFFUSION_RULES <= set(jobs)
     for rule, resources in jobs.items():
         for line in resources:
-            assert ("gpu=2" in line and "gpu_model=h100" in line) == (rule in DIFFUSION_RULES), (rule, line)
-            if rule in DIFFUSION_RULES or rule == "train_classifier":
+            diffusion = rule in DIFFUSION_RULES or rule.startswith("generate")
+            assert ("gpu=2" in line and "gpu_model=h100" in line) == diffusion, (rule, line)
+            if diffusion or rule == "train_classifier":
                 assert "mem_mb=32000" in line and "runtime=240" in line, (rule, line)
     # the embedded default on a cluster without GPUs: no GPU request anywhere
     assert not any("gpu" in line for lines in slurm_dry_run(tmp_path, base).values() for line in lines)
@@ -383,4 +395,21 @@ def test_import_needs_a_path_per_concept_and_plans_its_audit(tmp_path):
     cfg["erasure"]["import"]["paths"] = {"zero": str(tmp_path / "esd.safetensors")}
     (tmp_path / "ok.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     jobs = planned_jobs(smk(tmp_path, "-n", "--configfile", str(tmp_path / "ok.yaml")))
-    assert jobs["erase"] == 2 and jobs["attack_embeddings"] == 4 and jobs["generate"] == 3  # esd-x and import; inversion on base, esd-x, import, and Diverse Inversion
+    # esd-x and import; Concept Inversion in the generation jobs of base, esd-x and import; Diverse Inversion on the base
+    assert jobs["erase"] == 2 and jobs["attack_embeddings"] == 1 and generations(jobs) == 3
+
+
+def test_a_stack_audited_without_its_weights_learns_their_attacks_in_attack_jobs(tmp_path):
+    # Concept Inversion and latent inversion are learned in the generation job of the model they are learned on;
+    # esd-x+irece alone has no esd-x generation job, so attack jobs learn them on esd-x for it.
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    cfg = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
+    cfg["real_images"] = {}
+    cfg["erasure"]["methods"] = ["esd-x+irece"]
+    cfg["probes"]["safety_grid"]["models"] = ["base"]
+    (tmp_path / "stack.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = smk(tmp_path, "-n", "--configfile", str(tmp_path / "stack.yaml"))
+    jobs = planned_jobs(proc)
+    assert jobs["attack_embeddings_standalone"] == 1 and jobs["attack_latents_standalone"] == 1, jobs
+    assert jobs["generate"] == 1 and jobs["generate_guarded"] == 1  # the base learns its own; the stack samples esd-x's
+    assert "results/attacks/zero/esd-x/inversion/learned_embeds.safetensors" in proc.stdout

@@ -4,6 +4,7 @@ stage of a run, from the `benchmark:` file Snakemake writes for every job
 and the sizes of each job's outputs. A job's wall time includes its start-up (Python and imports)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,9 +93,22 @@ def output_paths(stage: str, name: str, results: Path, concepts) -> list[Path]:
 STAGES = ["base model", "setup", "erasure", "attack", "generation", "probe", "evaluation"]
 
 
+def inline_seconds(results: Path, name: str, concepts) -> float:
+    """Seconds attack `name` took inside generation jobs: the `seconds` of its records (attack.json) that have no
+    attack job's benchmark file (where a model has no generation job, an attack job learns it and is counted as a job)."""
+    total = 0.0
+    for c in concepts:
+        for record in sorted((results / "attacks" / c).glob(f"*/{name}/attack.json")):
+            model = record.parent.parent.name
+            if not (results / "benchmarks" / "attack" / name / c / f"{model}.tsv").exists():
+                total += float(json.loads(record.read_text()).get("seconds", 0.0))
+    return total
+
+
 def efficiency_table(costs: list[JobCost], results: str | Path, concepts, inline_attacks=()) -> pd.DataFrame:
     """One row per (stage, name): jobs, wall and CPU seconds (total and per concept), peak memory, disk.
-    `inline_attacks`: attacks learned inside the generation jobs (no job of their own: disk only)."""
+    `inline_attacks`: attacks learned inside the generation jobs: no job of their own, their seconds from their
+    records (part of the generation jobs' wall time, not added to it)."""
     results = Path(results)
     df = pd.DataFrame([c.__dict__ for c in costs], columns=list(JobCost.__dataclass_fields__))
     rows = []
@@ -104,8 +118,9 @@ def efficiency_table(costs: list[JobCost], results: str | Path, concepts, inline
                          wall_s_per_concept=group["wall_s"].sum() / per_concept, peak_mb=group["peak_mb"].max(),
                          disk_mb=disk_mb(output_paths(stage, name, results, concepts))))
     for name in inline_attacks:
-        rows.append(dict(stage="attack", name=f"{name} (in the generation jobs)", jobs=0, wall_s=float("nan"), cpu_s=float("nan"),
-                         wall_s_per_concept=float("nan"), peak_mb=float("nan"),
+        seconds = inline_seconds(results, name, concepts)
+        rows.append(dict(stage="attack", name=f"{name} (in the generation jobs)", jobs=0, wall_s=seconds, cpu_s=float("nan"),
+                         wall_s_per_concept=seconds / len(concepts), peak_mb=float("nan"),
                          disk_mb=disk_mb(output_paths("attack", name, results, concepts))))
     table = pd.DataFrame(rows, columns=["stage", "name", "jobs", "wall_s", "cpu_s", "wall_s_per_concept", "peak_mb", "disk_mb"])
     table["stage"] = pd.Categorical(table["stage"], STAGES, ordered=True)

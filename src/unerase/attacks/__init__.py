@@ -12,9 +12,11 @@ of the audit (its name), generated on every audited model:
 - black-box: learned without the audited model (once per concept, on the base model or its text
   encoder) and transferred to every model.
 
-An attack whose learning costs less than a job's start-up (DDIM latent inversion: ~1 s of a 10 s
-job) is learned `in_generation`: the generation job of each model runs it on the model it has loaded
-and writes the artefact and record where an attack job would have.
+A white-box attack flagged `in_generation` (Concept Inversion, DDIM latent inversion) has no job of
+its own where the model it is learned on is audited: that model's generation job learns it on the
+model it has loaded, writes the artefact and record where an attack job would have, then generates.
+Concept Inversion is ~30 s of work, DDIM latent inversion ~1 s, against a job's ~6-9 s of start-up
+and model load on a 2-core CPU (issue #5); a guard stack's generation job samples its weights' artefact.
 
 Adding an attack is one module here with `run(job: AttackJob) -> dict` writing `job.artefact`, one
 `Attack` entry below, one config block under `attacks:` with its schema entry, and its tests.
@@ -43,15 +45,15 @@ class Attack:
                                           # left out of other jobs' params, so changing them re-runs only those
     sampling: tuple[str, ...] = ()        # keys of config["sampling"] it reads (latent inversion: the sampler's steps)
     modality: str = "embedding"           # M-ErasureBench's input modality: "text" | "embedding" | "latent"
-    in_generation: bool = False           # white-box, learned inside the generation job of the model it attacks (that job has
-                                          # the model loaded and the attack costs less than a job's start-up): each model's
-                                          # generation job writes its own artefact, a stack's included
+    in_generation: bool = False           # white-box, learned inside the generation job of the model it is learned on (the
+                                          # workflow's attacked_model: a stack's weights, or the stack through an SLD guard),
+                                          # which has that model loaded; an attack job only where that model is not audited
     source: str = ""
 
 
 ATTACKS: dict[str, Attack] = {a.name: a for a in (
     Attack("inversion", "Concept Inversion", "white-box", "embeds", module="concept_inversion", config="concept_inversion",
-           needs=("concept_images",), guard_settings=("through_sld", "sld_unroll", "sld_window"), source="Pham et al. 2024 (Circumventing Concept Erasure); NYU-DICE-Lab/circumventing-concept-erasure"),
+           needs=("concept_images",), guard_settings=("through_sld", "sld_unroll", "sld_window"), in_generation=True, source="Pham et al. 2024 (Circumventing Concept Erasure); NYU-DICE-Lab/circumventing-concept-erasure"),
     Attack("transfer", "Concept Inversion (transfer)", "black-box", "embeds", learned_on="base", reuses="inversion",
            source="M-ErasureBench: embeddings learned on the base model, used on the erased one"),
     Attack("diverse-inversion", "Diverse Inversion", "black-box", "embeds", module="diverse_inversion", config="diverse_inversion",

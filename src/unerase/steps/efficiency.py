@@ -22,5 +22,8 @@ def run(*, efficiency_csv, efficiency_md, methods, attacks, models, concepts, in
         table.to_csv(tmp, index=False)
     with atomic_path(efficiency_md) as tmp:
         tmp.write_text(f"Time, peak memory and disk per stage, erasure method and attack, summed over {len(concepts)} concept(s), "
-                       f"from each job's Snakemake benchmark (wall time includes a job's start-up), on {cpu_model()}.\n\n"
+                       f"from each job's Snakemake benchmark (wall time includes a job's start-up), on {cpu_model()}. "
+                       "CPU s is the benchmark's last sample (every 0.5 s for a job's first 15 s, then every 30 s), so it "
+                       "misses up to 30 s at the end of a job. Attacks learned in the generation jobs: their own seconds, "
+                       "from their records, part of the generation row's time.\n\n"
                        + to_markdown(readable(table)))

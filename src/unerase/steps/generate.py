@@ -24,7 +24,8 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
     in every set and model, so cells are paired across models. `attack_sets[i]` is a prompt set whose
     tokens or prompts are in `artefacts[i]` (learned embeddings or a prompts JSON). `sampling_options`
     are an inference-time guard's (unerase.erasure.guards), e.g. a negative prompt. `inline` ({attack:
-    {settings, sampling}}) are attacks learned here first, on this model's weights, each writing
+    {settings, sampling, guards, resume_from}}) are attacks learned here first, on this model (through its guards
+    where `guards` are given: Concept Inversion through SLD), each writing
     `inline_artefacts[i]` and `inline_records[i]` (`needed_artefacts`: the other attacks' files, what
     makes Snakemake wait for them)."""
     device = start(threads, log)
@@ -35,9 +36,9 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
             options["standard_unet"] = copy.deepcopy(model.unet)
         load_unet_patch(model.unet, unet_patch)
     for (attack, spec), artefact, record in zip((inline or {}).items(), inline_artefacts, inline_records, strict=True):
-        job = AttackJob(model=model, attack=attack, settings=dict(spec["settings"]), concept_text=concept_text, label=label,
+        job = AttackJob(model=text_side_copy(model), attack=attack, settings=dict(spec["settings"]), concept_text=concept_text, label=label,
                         templates=list(templates), seed=seed, artefact=artefact, inputs=dict(concept_images=concept_images),
-                        sampling=dict(spec["sampling"]))
+                        sampling=dict(spec["sampling"]), guards=dict(spec.get("guards") or {}), checkpoint=spec.get("resume_from"))
         learn(job, record, model_name)
         logger.info("learned %s on %s", attack, model_name)
     artefact_of = dict(zip(attack_sets, artefacts, strict=True))
@@ -65,6 +66,15 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
         x = drawn[key]
         save_image_set(images_path, x, labels, prompts, seed=seed)
         save_grid(grid_path, x)
+
+
+def text_side_copy(model):
+    """The loaded model with its own tokenizer and text encoder: an attack adds its placeholder tokens there,
+    and the generation then registers the learned file under the prompt set's token name, as with an attack job's."""
+    view = copy.copy(model)
+    view.tokenizer = copy.deepcopy(model.tokenizer)
+    view.text_encoder = copy.deepcopy(model.text_encoder)
+    return view
 
 
 def load_inverted_latents(path: str, num_images: int):
