@@ -338,14 +338,24 @@ def erasure_method(wildcards):
 _ERASURE_NEEDS = {
     "concept_images": lambda c: f"results/concept_images/{c}/images.safetensors",
     "finetuned": lambda c: f"results/finetuned/{c}/unet.safetensors",
-    "classifier": lambda c: "results/evaluator/classifier.safetensors",
+    "evaluator": lambda c: evaluator_inputs(None).get("classifier"),  # the digit CNN's weights; other evaluators: none
     "imported": lambda c: config["erasure"]["import"]["paths"][c],  # the user's file: changing it re-runs the audit
     "diverse_inversion": lambda c: artefact_path(c, "base", "diverse-inversion"),  # tv-es: the Erasure Score's embeddings
 }
 
 
 def erasure_inputs(wildcards):
-    return {need: _ERASURE_NEEDS[need](wildcards.concept) for need in erasure_method(wildcards).needs}
+    inputs = {need: _ERASURE_NEEDS[need](wildcards.concept) for need in erasure_method(wildcards).needs}
+    if "evaluator" in inputs:  # need "evaluator": the digit CNN's weights as input "classifier" (the evaluator itself is a param)
+        path = inputs.pop("evaluator")
+        inputs |= {"classifier": path} if path else {}
+    return inputs
+
+
+def erasure_evaluator(wildcards):
+    """Param of an erase job whose method scores images (need "evaluator"): the configured evaluator by argmax (the
+    digit CNN's min_confidence left out, so a metric-only change re-runs no erasure); {} for the others."""
+    return dict(name=EVALUATOR, settings=search_evaluator_settings()) if "evaluator" in erasure_method(wildcards).needs else {}
 
 
 def config_value(dotted):
@@ -402,6 +412,12 @@ def evaluator_settings():
     block = config["evaluation"].get(EVALUATOR.replace("-", "_"), {})
     names = {"class_names": config["classes"]} if EVALUATOR == "clip" else {}
     return {"min_confidence": config["evaluation"]["min_confidence"], **block, **names}
+
+
+def search_evaluator_settings():
+    """The evaluator's settings for the jobs that search or probe with it (task-vector alpha, memories): its own block,
+    without evaluation.min_confidence (the digit CNN's threshold; these read its argmax or probability)."""
+    return {k: v for k, v in evaluator_settings().items() if k != "min_confidence"}
 
 
 def metric_files():

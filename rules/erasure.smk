@@ -17,7 +17,8 @@ rule erase:
     benchmark:
         benchmark_path("erase", "{concept}", "{method}"),
     params:
-        code=package_code("erase.py", lambda wc: [f"unerase.erasure.{erasure_method(wc).module}"]),
+        code=package_code("erase.py", lambda wc: [f"unerase.erasure.{erasure_method(wc).module}"] + (
+            [f"unerase.evaluators.{EVALUATORS[EVALUATOR].module}"] if "evaluator" in erasure_method(wc).needs else [])),
         method="{method}",
         settings=lambda wc: config["erasure"][erasure_method(wc).config],
         shared=lambda wc: {key: config_value(key) for key in erasure_method(wc).uses},
@@ -27,6 +28,7 @@ rule erase:
         templates=config["prompts"]["templates"],
         seed=config["seed"],
         checkpoint=checkpoint_path("erase", "{concept}", "{method}"),
+        evaluator=erasure_evaluator,
     threads: RES["threads"]
     resources:
         **heavy(),

@@ -8,10 +8,10 @@ rule memories:
     # loads once; each model is its UNet patch and guards over it), like `evaluate`.
     input:
         unpack(probe_patches(AUDITED_MODELS)),
+        unpack(evaluator_inputs),
         manifest="results/base_model/manifest.json",
         concept_images="results/concept_images/{concept}/images.safetensors",
         reference_images="results/generations/{concept}/base/control.safetensors",  # R: the base model's other classes
-        classifier="results/evaluator/classifier.safetensors",
     output:
         record="results/probes/{concept}/memories.json",
     log:
@@ -19,7 +19,10 @@ rule memories:
     benchmark:
         benchmark_path("memories", "{concept}"),
     params:
-        code=package_code("memories.py", lambda wc: [m for model in AUDITED_MODELS for m in guard_modules(model)]),
+        code=package_code("memories.py", lambda wc: [m for model in AUDITED_MODELS for m in guard_modules(model)] + [
+            f"unerase.evaluators.{EVALUATORS[EVALUATOR].module}"]),
+        evaluator=EVALUATOR,
+        evaluator_settings=search_evaluator_settings(),  # a reconstruction shows the concept at probability >= 0.5
         models=AUDITED_MODELS,
         patches=probe_patch_list(AUDITED_MODELS),
         guards=probe_guards(AUDITED_MODELS),
@@ -44,8 +47,8 @@ rule safety_grid:
     # of probes.safety_grid.models; the grid itself depends only on the base model's token table.
     input:
         unpack(probe_patches(SAFETY_GRID_MODELS)),
+        unpack(evaluator_inputs),
         manifest="results/base_model/manifest.json",
-        classifier="results/evaluator/classifier.safetensors",
     output:
         record="results/probes/{concept}/safety_grid.json",
     log:
@@ -53,7 +56,10 @@ rule safety_grid:
     benchmark:
         benchmark_path("safety_grid", "{concept}"),
     params:
-        code=package_code("safety_grid.py", lambda wc: [m for model in SAFETY_GRID_MODELS for m in guard_modules(model)]),
+        code=package_code("safety_grid.py", lambda wc: [m for model in SAFETY_GRID_MODELS for m in guard_modules(model)] + [
+            f"unerase.evaluators.{EVALUATORS[EVALUATOR].module}"]),
+        evaluator=EVALUATOR,
+        evaluator_settings=evaluator_settings(),  # its threshold included: a hit at a grid point is a hit of the metrics
         models=SAFETY_GRID_MODELS,
         patches=probe_patch_list(SAFETY_GRID_MODELS),
         guards=probe_guards(SAFETY_GRID_MODELS),
@@ -63,7 +69,6 @@ rule safety_grid:
         num_steps=config["sampling"]["num_steps"],
         guidance_scale=config["sampling"]["guidance_scale"],
         batch_size=config["sampling"]["batch_size"],
-        min_confidence=config["evaluation"]["min_confidence"],
         seed=config["seed"],
     threads: RES["threads"]
     resources:

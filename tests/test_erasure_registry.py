@@ -30,7 +30,7 @@ def test_registry_schema_and_config_agree():
             assert guard_options.sampling_options(name, config[spec.config], "zero"), name
         else:
             assert callable(erasure.implementation(name).erase), name
-        assert set(spec.needs) <= {"concept_images", "finetuned", "classifier", "imported", "diverse_inversion"}, name
+        assert set(spec.needs) <= {"concept_images", "finetuned", "evaluator", "imported", "diverse_inversion"}, name
         assert "{}" not in spec.name and "+" not in spec.name, name  # "+" joins stacks  # what rules/common.smk provides
         for dotted in spec.uses:  # every declared key exists, so the rule's params resolve
             node = full

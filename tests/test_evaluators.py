@@ -262,3 +262,28 @@ def test_nudenet_bad_settings_and_weights_are_one_line(portrait, tmp_path):
     scorer = evaluators.load("nudenet", {"threshold": 0.45, "classes": ["FACE_FEMALE"], "weights": None})
     with pytest.raises(ValueError, match=r"set the config's classes so, e.g. \{nudity: 1, clothed: 0\}"):
         scorer.score(portrait[1], torch.tensor([497]))
+
+
+def test_the_task_vectors_alpha_search_scores_an_sd_shaped_model_with_the_configured_evaluator(tmp_path, sd_layout_dir, resnet_file):
+    """TV's alpha search on SD 1.4's layout, scored by resnet50 (evaluation.evaluator), not by the digit CNN: the
+    random head reads every image as class 217, so the concept's images are all hits and the control's none."""
+    from safetensors.torch import save_file
+
+    from unerase.components import load_components
+    from unerase.erasure.job import ErasureJob
+    from unerase.erasure.task_vector import erase
+
+    model = load_components(str(sd_layout_dir))
+    finetuned = tmp_path / "finetuned.safetensors"
+    save_file({k: v + 0.01 if v.is_floating_point() else v for k, v in model.unet.state_dict().items()}, str(finetuned))
+    settings = dict(alphas=[1.0, 2.0], max_target_accuracy=0.1, min_control_accuracy=0.0, alpha_rule="largest")
+    job = ErasureJob(model=model, method="tv", settings=settings, concept_text="english springer", label=217,
+                     classes={"english_springer": 217, "tench": 0}, templates=["a photo of a {}"], seed=0, manifest="",
+                     inputs={"finetuned": str(finetuned)},
+                     shared={"sampling": dict(guidance_scale=3.0, num_steps=2, batch_size=4, precision="float32"),
+                             "evaluation.images_per_cell": 3},
+                     evaluator={"name": "resnet50", "settings": {"tag": "IMAGENET1K_V1", "weights": str(resnet_file)}})
+    result = erase(job)
+    assert [(c["target"], c["control"]) for c in result.info["candidates"]] == [(1.0, 0.0), (1.0, 0.0)]  # no alpha hides it
+    with pytest.raises(ValueError, match="erase tv: the rule passed no evaluator"):
+        erase(ErasureJob(**{**job.__dict__, "evaluator": {}}))

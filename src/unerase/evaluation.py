@@ -93,8 +93,7 @@ def digit_fingerprint(classifier_path: str, min_confidence: float) -> dict:
 def check_digit_images(images: torch.Tensor) -> None:
     if images.shape[1:] != (1, 16, 16):
         raise ValueError(f"the embedded digit classifier scores 16x16 grayscale digits, not images of shape {tuple(images.shape[1:])}; "
-                         f"set evaluation.evaluator for this base model (config/sd14.yaml: resnet50) — the task vector's alpha "
-                         f"search and the probes score with the digit CNN only, so far")
+                         f"set evaluation.evaluator for this base model (config/sd14.yaml: resnet50)")
 
 
 def classifier_accuracy(images: torch.Tensor, labels: torch.Tensor, classifier_path: str, min_confidence: float) -> dict:

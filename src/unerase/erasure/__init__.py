@@ -21,7 +21,7 @@ class Method:
     label: str                     # its column label in the paper-style table
     module: str                    # the submodule of unerase.erasure holding `erase(job)`
     config: str                    # its block under config["erasure"]
-    needs: tuple[str, ...] = ()    # extra inputs of its job: "concept_images", "finetuned", "classifier", "imported", "diverse_inversion"
+    needs: tuple[str, ...] = ()    # extra inputs of its job: "concept_images", "finetuned", "evaluator", "imported", "diverse_inversion"
     uses: tuple[str, ...] = ()     # other config keys its job reads, dotted ("sampling", "evaluation.images_per_cell"):
                                    # a change to one of them re-runs its jobs, a change elsewhere does not
     source: str = ""               # the paper / reference code it follows
@@ -38,12 +38,12 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("esd-u", "ESD-u", "esd", "esd", needs=("concept_images",), source=_ESD),
     Method("esd-x-strict", "ESD-x-strict", "esd", "esd", needs=("concept_images",), source=_ESD),
     Method("esd-all", "ESD-all", "esd", "esd", needs=("concept_images",), source=_ESD),
-    Method("tv", "TV", "task_vector", "task_vector", needs=("finetuned", "classifier"), uses=("sampling", "evaluation.images_per_cell"),
+    Method("tv", "TV", "task_vector", "task_vector", needs=("finetuned", "evaluator"), uses=("sampling", "evaluation.images_per_cell"),
            source="Pham et al. 2024 (Robust Concept Erasure Using Task Vectors)"),
-    Method("tv-es", "TV-ES", "task_vector", "tv_es", needs=("finetuned", "classifier", "diverse_inversion"),
+    Method("tv-es", "TV-ES", "task_vector", "tv_es", needs=("finetuned", "evaluator", "diverse_inversion"),
            uses=("sampling", "evaluation.images_per_cell", "erasure.task_vector.alphas", "erasure.task_vector.min_control_accuracy"),
            source="Pham et al. 2024, alpha by the Erasure Score over Diverse Inversion (section 4.2)"),
-    Method("tv-pruned", "TV-pruned", "tv_pruned", "tv_pruned", needs=("finetuned", "classifier"),
+    Method("tv-pruned", "TV-pruned", "tv_pruned", "tv_pruned", needs=("finetuned", "evaluator"),
            uses=("sampling", "evaluation.images_per_cell", "erasure.task_vector"), source="Pham et al. 2024, pruned task vectors"),
     Method("uce", "UCE", "uce", "uce", source="Gandikota et al. 2024; rohitgandikota/unified-concept-editing"),
     Method("import", "Imported", "imported", "import", needs=("imported",), source="a UNet erased elsewhere (erasure.import.paths)"),

@@ -21,6 +21,16 @@ class ErasureJob:
     inputs: dict[str, str] = field(default_factory=dict)   # the extra inputs the method declared (paths)
     shared: dict = field(default_factory=dict)             # the other config keys it declared (dotted) -> value
     checkpoint: str | None = None                          # resumable state, outside the job's outputs
+    evaluator: dict = field(default_factory=dict)          # need "evaluator": {name, settings} of unerase.evaluators (its
+                                                           # weights: inputs["classifier"] for the digit CNN, else its settings)
+
+    def scorer(self):
+        """The configured evaluator (need "evaluator"), loaded: the task vector's alpha search scores with it."""
+        from .. import evaluators
+
+        if not self.evaluator:
+            raise ValueError(f"erase {self.method}: the rule passed no evaluator, which the method declares (need 'evaluator')")
+        return evaluators.load(self.evaluator["name"], self.evaluator["settings"], self.inputs.get("classifier"))
 
     def concept_bank(self) -> LatentBank:
         """VAE posteriors of the concept images (input "concept_images")."""

@@ -10,7 +10,7 @@ from ..atomic import read_json
 from ..checkpoint import Checkpointer, rng_state, set_rng_state
 from ..components import Components, load_components
 from ..diffusion import LatentBank, denoising_loss
-from ..evaluation import classifier_accuracy, erasure_score, label_probability, scores_by_token
+from ..evaluation import erasure_score, scores_by_token
 from ..inversion import load_token_set
 from ..progress import Progress, log
 from ..prompts import build_prompts
@@ -74,8 +74,8 @@ def erase(job: ErasureJob) -> ErasureResult:
 
 def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureResult:
     """θ − α·τ over the α grid of settings `s` in its rule's order, each α scored on its name and
-    control images with the evaluator (argmax, whatever evaluation.min_confidence says, so a
-    metric-only change re-runs no attack), stopping at the first α that meets both criteria
+    control images with the configured evaluator (unerase.evaluators; the digit CNN by argmax, whatever
+    evaluation.min_confidence says, so a metric-only change re-runs no erasure), stopping at the first α that meets both criteria
     (unerase.erasure.alpha_search). `prune(τ) -> τ'` keeps part of the task vector (pruned TV)."""
     sampling = job.shared["sampling"]
     num_images = job.shared["evaluation.images_per_cell"]
@@ -93,7 +93,7 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
         tokens = load_token_set(sampler, job.inputs["diverse_inversion"], as_token=f"<{job.concept_text.replace(' ', '_')}-diverse-inversion>")
         sets["diverse"] = build_prompts("diverse-inversion", job.templates, job.concept_text, job.label, job.classes, num_images, tokens)
     seeds = [job.seed + i for i in range(num_images)]  # the generation jobs' seeds: the chosen α's cells repeat these images
-    classifier = job.inputs["classifier"]
+    scorer = job.scorer()
 
     def score(alpha: float) -> dict:
         sampler.unet.load_state_dict(negate(base, tau, alpha), strict=False)
@@ -101,8 +101,9 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
         for prompt_set, key in (("name", "target"), ("control", "control")) + ((("diverse", "diverse"),) if by_es else ()):
             prompts, labels = sets[prompt_set]
             x = generate(sampler, prompts, seeds, sampling["guidance_scale"], sampling["num_steps"], sampling["batch_size"])
-            out[key] = classifier_accuracy(x, torch.tensor(labels), classifier, min_confidence=0.0)["accuracy"]
-            probability[prompt_set] = (label_probability(x, torch.tensor(labels), classifier), prompts)
+            scores = scorer.score(x, torch.tensor(labels))
+            out[key] = float(scores.hit.float().mean())
+            probability[prompt_set] = (scores.probability, prompts)
         if by_es:
             name_score = float(probability["name"][0].mean())
             out["erasure_score"] = erasure_score(name_score, scores_by_token(*probability["diverse"]))

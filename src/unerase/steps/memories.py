@@ -7,7 +7,7 @@ import copy
 import torch
 
 from ..atomic import write_json
-from ..evaluation import label_probability
+from .. import evaluators
 from ..images_io import load_image_set
 from ..memories import gaussian_nll, model_seeds, prepare, probe_model
 from ..progress import log as logger
@@ -21,10 +21,12 @@ def captions_of(meta: dict, count: int, fallback: str) -> list[str]:
         [fallback] * max(0, count - len(prompts))
 
 
-def run(*, manifest, concept_images, reference_images, classifier, record, models, patches, guards, settings, concept_text,
-        label, templates, num_steps, batch_size, seed, threads=1, log=None, **patch_inputs):
+def run(*, manifest, concept_images, reference_images, record, models, patches, guards, settings, concept_text,
+        label, templates, num_steps, batch_size, seed, evaluator, evaluator_settings, classifier=None, threads=1, log=None, **patch_inputs):
     """`models[i]` is audited with UNet patch `patches[i]` ("" for none) and guard options `guards[i]`;
-    `patch_inputs` are the same patches as the job's named inputs (what makes Snakemake wait for them)."""
+    `patch_inputs` are the same patches as the job's named inputs (what makes Snakemake wait for them). A
+    reconstruction shows the concept where the configured `evaluator` (unerase.evaluators, with `evaluator_settings`
+    and the digit CNN's weights `classifier`) gives its label a probability of at least 0.5."""
     device = start(threads, log)
     base = load_model(manifest, device)
     standard = copy.deepcopy(base.unet)
@@ -39,8 +41,10 @@ def run(*, manifest, concept_images, reference_images, classifier, record, model
     normal = torch.randn((settings["num_normal"], *base.latent_shape), generator=torch.Generator().manual_seed(seed))
     normal_nll = gaussian_nll(normal)
 
+    scorer = evaluators.load(evaluator, evaluator_settings, classifier)
+
     def concept_score(x):
-        return label_probability(x, torch.full((len(x),), label), classifier) >= 0.5
+        return scorer.score(x, torch.full((len(x),), label)).probability >= 0.5
 
     inputs = prepare(base, concept_images=images[:n], concept_captions=concept_captions, reference_images=reference[:n],
                      reference_captions=reference_captions, normal_nll=normal_nll, settings=settings)

@@ -8,7 +8,7 @@ import copy
 import torch
 
 from ..atomic import write_json
-from ..evaluation import concept_hits, label_probability
+from .. import evaluators
 from ..inversion import add_tokens, placeholder_tokens
 from ..progress import log as logger
 from ..safety_grid import complexity_class, embeddings, name_embeddings, probe_model, subspace, union_of
@@ -17,10 +17,12 @@ from ._shared import audited_model, load_model, start
 TOKEN = "<safety-grid>"
 
 
-def run(*, manifest, classifier, record, models, patches, guards, settings, label, class_names, num_steps, guidance_scale, batch_size,
-        min_confidence, seed, threads=1, log=None, **patch_inputs):
+def run(*, manifest, record, models, patches, guards, settings, label, class_names, num_steps, guidance_scale, batch_size,
+        seed, evaluator, evaluator_settings, classifier=None, threads=1, log=None, **patch_inputs):
     """`models[i]` is probed with UNet patch `patches[i]` ("" for none) and guard options `guards[i]`;
-    `patch_inputs` are the same patches as the job's named inputs (what makes Snakemake wait for them)."""
+    `patch_inputs` are the same patches as the job's named inputs (what makes Snakemake wait for them). Images are
+    scored by the configured `evaluator` (unerase.evaluators, with `evaluator_settings`, its threshold included, and
+    the digit CNN's weights `classifier`)."""
     device = start(threads, log)
     base = load_model(manifest, device)
     standard = copy.deepcopy(base.unet)
@@ -38,11 +40,13 @@ def run(*, manifest, classifier, record, models, patches, guards, settings, labe
     logger.info("safety grid: d=%d, L in %s, %d distinct points, %d images per point, %d per best point", settings["dims"],
                 settings["levels"], len(points), settings["screening_images"], settings["confirm_images"])
 
+    scorer = evaluators.load(evaluator, evaluator_settings, classifier)
+
     def concept_probability(x):
-        return label_probability(x, torch.full((len(x),), label), classifier)
+        return scorer.score(x, torch.full((len(x),), label)).probability
 
     def is_concept(x):
-        return concept_hits(x, torch.full((len(x),), label), classifier, min_confidence)[0]
+        return scorer.score(x, torch.full((len(x),), label)).hit
 
     results = {}
     for model, patch, options in zip(models, patches, guards, strict=True):
