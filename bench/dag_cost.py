@@ -61,13 +61,28 @@ def _num(value) -> float:
         return 0.0  # Snakemake writes "-" when it could not measure (a job shorter than its sampling)
 
 
+def inline_attacks(results_dir: Path, jobs: dict[str, list[dict]]) -> dict:
+    """Attacks learned inside generation jobs (no benchmark file of their own): "inline:<attack>" with the number
+    of models it was learned on and the seconds of its records (attack.json), part of the generate rows' time."""
+    out = {}
+    for record in sorted((results_dir / "attacks").glob("*/*/*/attack.json")):
+        concept, model, attack = record.parts[-4:-1]
+        if (results_dir / "benchmarks" / "attack" / attack / concept / f"{model}.tsv").exists():
+            continue  # learned by an attack job: counted in its rule
+        row = out.setdefault(f"inline:{attack}", dict(jobs=0, wall_s=0.0, cpu_s=0.0, max_rss_mb=0.0))
+        row["jobs"] += 1
+        row["wall_s"] = round(row["wall_s"] + float(json.loads(record.read_text()).get("seconds", 0.0)), 1)
+    return out
+
+
 def summarize(results_dir: Path, label: str, wall_s: float, concepts: int, cores: int) -> dict:
     jobs = read_benchmarks(results_dir)
     rules = {rule: dict(jobs=len(rows), wall_s=round(sum(r["wall_s"] for r in rows), 1), cpu_s=round(sum(r["cpu_s"] for r in rows), 1),
                         max_rss_mb=round(max(r["max_rss_mb"] for r in rows), 1))
              for rule, rows in sorted(jobs.items())}
+    rules.update(inline_attacks(results_dir, jobs))
     return dict(label=label, wall_s=round(wall_s, 1), cores=cores, concepts=concepts, cpu=cpu_model(), simd=cpu_flags(),
-                total_job_wall_s=round(sum(r["wall_s"] for r in rules.values()), 1), rules=rules)
+                total_job_wall_s=round(sum(r["wall_s"] for k, r in rules.items() if not k.startswith("inline:")), 1), rules=rules)
 
 
 def cost_model(summary: dict) -> dict:
@@ -84,9 +99,14 @@ def cost_model(summary: dict) -> dict:
 
     models_per_concept = r.get("generate", {}).get("jobs", 0) / max(1, n)
     esd = per_job("erase:esd-x") or per_job("erase_esd")  # runs before the erasure registry named the rule erase_esd
-    inversion = per_job("attack:inversion") or per_job("concept_inversion")  # the rule's name before the attack registry
-    prompt_set = per_job("generate") / summary.get("prompt_sets", 3)
-    method = esd + inversion + per_job("generate")
+    # Concept Inversion: its own job before issue #5's inline slice (attack:inversion; concept_inversion before the
+    # attack registry), since then inside the generation job of each model (inline:inversion, part of generate's time)
+    separate = per_job("attack:inversion") or per_job("concept_inversion")
+    inline = per_job("inline:inversion")
+    inversion = separate or inline
+    generation_only = per_job("generate") - (inline * r.get("inline:inversion", {}).get("jobs", 0) / max(1, r.get("generate", {}).get("jobs", 1)))
+    prompt_set = generation_only / summary.get("prompt_sets", 3)
+    method = esd + inversion + generation_only
     white = models_per_concept * (inversion + prompt_set)
     black = per_job("attack:ring-a-bell") + models_per_concept * prompt_set
     return dict(method_core_s_per_concept=round(method, 1), attack_core_s_per_concept=round(white, 1),
