@@ -25,6 +25,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from unerase.efficiency import learned_in_generation
 from unerase.hardware import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,17 +62,14 @@ def _num(value) -> float:
         return 0.0  # Snakemake writes "-" when it could not measure (a job shorter than its sampling)
 
 
-def inline_attacks(results_dir: Path, jobs: dict[str, list[dict]]) -> dict:
+def inline_attacks(results_dir: Path) -> dict:
     """Attacks learned inside generation jobs (no benchmark file of their own): "inline:<attack>" with the number
     of models it was learned on and the seconds of its records (attack.json), part of the generate rows' time."""
     out = {}
-    for record in sorted((results_dir / "attacks").glob("*/*/*/attack.json")):
-        concept, model, attack = record.parts[-4:-1]
-        if (results_dir / "benchmarks" / "attack" / attack / concept / f"{model}.tsv").exists():
-            continue  # learned by an attack job: counted in its rule
+    for _, _, attack, seconds in learned_in_generation(results_dir):
         row = out.setdefault(f"inline:{attack}", dict(jobs=0, wall_s=0.0, cpu_s=0.0, max_rss_mb=0.0))
         row["jobs"] += 1
-        row["wall_s"] = round(row["wall_s"] + float(json.loads(record.read_text()).get("seconds", 0.0)), 1)
+        row["wall_s"] = round(row["wall_s"] + seconds, 1)
     return out
 
 
@@ -80,7 +78,7 @@ def summarize(results_dir: Path, label: str, wall_s: float, concepts: int, cores
     rules = {rule: dict(jobs=len(rows), wall_s=round(sum(r["wall_s"] for r in rows), 1), cpu_s=round(sum(r["cpu_s"] for r in rows), 1),
                         max_rss_mb=round(max(r["max_rss_mb"] for r in rows), 1))
              for rule, rows in sorted(jobs.items())}
-    rules.update(inline_attacks(results_dir, jobs))
+    rules.update(inline_attacks(results_dir))
     return dict(label=label, wall_s=round(wall_s, 1), cores=cores, concepts=concepts, cpu=cpu_model(), simd=cpu_flags(),
                 total_job_wall_s=round(sum(r["wall_s"] for k, r in rules.items() if not k.startswith("inline:")), 1), rules=rules)
 

@@ -52,9 +52,9 @@ if STANDALONE_INLINE:
     use rule attack_embeddings as attack_embeddings_standalone with:
         wildcard_constraints:
             attack=standalone_inline_names("embeds"),
-            model=models_regex(sorted({m for ms in STANDALONE_INLINE.values() for m in ms})),
+            model=models_regex(STANDALONE_MODELS),
 
     use rule attack_latents as attack_latents_standalone with:
         wildcard_constraints:
             attack=standalone_inline_names("latents"),
-            model=models_regex(sorted({m for ms in STANDALONE_INLINE.values() for m in ms})),
+            model=models_regex(STANDALONE_MODELS),

@@ -214,6 +214,7 @@ def generation_groups():
 # Inline attacks learned on models without a generation job (a stack's weights where only the stack is audited): attack jobs.
 STANDALONE_INLINE = {a: sorted(INLINE_LEARNERS[a] - set(AUDITED_MODELS)) for a in INLINE_ATTACKS}
 STANDALONE_INLINE = {a: models for a, models in STANDALONE_INLINE.items() if models}
+STANDALONE_MODELS = sorted({m for models in STANDALONE_INLINE.values() for m in models})
 
 
 def models_regex(models):
@@ -338,18 +339,16 @@ def erasure_method(wildcards):
 _ERASURE_NEEDS = {
     "concept_images": lambda c: f"results/concept_images/{c}/images.safetensors",
     "finetuned": lambda c: f"results/finetuned/{c}/unet.safetensors",
-    "evaluator": lambda c: evaluator_inputs(None).get("classifier"),  # the digit CNN's weights; other evaluators: none
     "imported": lambda c: config["erasure"]["import"]["paths"][c],  # the user's file: changing it re-runs the audit
     "diverse_inversion": lambda c: artefact_path(c, "base", "diverse-inversion"),  # tv-es: the Erasure Score's embeddings
 }
 
 
 def erasure_inputs(wildcards):
-    inputs = {need: _ERASURE_NEEDS[need](wildcards.concept) for need in erasure_method(wildcards).needs}
-    if "evaluator" in inputs:  # need "evaluator": the digit CNN's weights as input "classifier" (the evaluator itself is a param)
-        path = inputs.pop("evaluator")
-        inputs |= {"classifier": path} if path else {}
-    return inputs
+    """The files a method's needs name; need "evaluator" is a param (erasure_evaluator) plus the digit CNN's weights."""
+    needs = erasure_method(wildcards).needs
+    inputs = {need: _ERASURE_NEEDS[need](wildcards.concept) for need in needs if need != "evaluator"}
+    return inputs | (evaluator_inputs(wildcards) if "evaluator" in needs else {})
 
 
 def erasure_evaluator(wildcards):
@@ -400,6 +399,7 @@ def cells_of(concept):
 
 
 EVALUATOR = config["evaluation"]["evaluator"]  # unerase.evaluators.EVALUATORS
+EVALUATOR_MODULE = f"unerase.evaluators.{EVALUATORS[EVALUATOR].module}"  # in the code fingerprint of every job that scores
 
 
 def evaluator_inputs(wildcards):

@@ -18,7 +18,7 @@ rule erase:
         benchmark_path("erase", "{concept}", "{method}"),
     params:
         code=package_code("erase.py", lambda wc: [f"unerase.erasure.{erasure_method(wc).module}"] + (
-            [f"unerase.evaluators.{EVALUATORS[EVALUATOR].module}"] if "evaluator" in erasure_method(wc).needs else [])),
+            [EVALUATOR_MODULE] if "evaluator" in erasure_method(wc).needs else [])),
         method="{method}",
         settings=lambda wc: config["erasure"][erasure_method(wc).config],
         shared=lambda wc: {key: config_value(key) for key in erasure_method(wc).uses},

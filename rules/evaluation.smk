@@ -22,7 +22,7 @@ rule evaluate:
     benchmark:
         benchmark_path("evaluate", "{concept}"),
     params:
-        code=package_code("evaluate.py", lambda wc: [f"unerase.evaluators.{EVALUATORS[EVALUATOR].module}"]),
+        code=package_code("evaluate.py", lambda wc: [EVALUATOR_MODULE]),
         evaluator=EVALUATOR,
         settings=evaluator_settings(),
         cells=lambda wc: [{"concept": wc.concept, "model": m, "prompt_set": s} for m, s in cells_of(wc.concept)],

@@ -20,7 +20,7 @@ rule memories:
         benchmark_path("memories", "{concept}"),
     params:
         code=package_code("memories.py", lambda wc: [m for model in AUDITED_MODELS for m in guard_modules(model)] + [
-            f"unerase.evaluators.{EVALUATORS[EVALUATOR].module}"]),
+            EVALUATOR_MODULE]),
         evaluator=EVALUATOR,
         evaluator_settings=search_evaluator_settings(),  # a reconstruction shows the concept at probability >= 0.5
         models=AUDITED_MODELS,
@@ -57,7 +57,7 @@ rule safety_grid:
         benchmark_path("safety_grid", "{concept}"),
     params:
         code=package_code("safety_grid.py", lambda wc: [m for model in SAFETY_GRID_MODELS for m in guard_modules(model)] + [
-            f"unerase.evaluators.{EVALUATORS[EVALUATOR].module}"]),
+            EVALUATOR_MODULE]),
         evaluator=EVALUATOR,
         evaluator_settings=evaluator_settings(),  # its threshold included: a hit at a grid point is a hit of the metrics
         models=SAFETY_GRID_MODELS,

@@ -93,16 +93,21 @@ def output_paths(stage: str, name: str, results: Path, concepts) -> list[Path]:
 STAGES = ["base model", "setup", "erasure", "attack", "generation", "probe", "evaluation"]
 
 
+def learned_in_generation(results: str | Path) -> list[tuple[str, str, str, float]]:
+    """(concept, model, attack, seconds) of every attack learned inside a generation job: its record (attack.json)
+    has no attack job's benchmark file (where a model has no generation job, an attack job learns it: a job row)."""
+    results = Path(results)
+    out = []
+    for record in sorted(results.glob("attacks/*/*/*/attack.json")):
+        concept, model, attack = record.parts[-4:-1]
+        if not (results / "benchmarks" / "attack" / attack / concept / f"{model}.tsv").exists():
+            out.append((concept, model, attack, float(json.loads(record.read_text()).get("seconds", 0.0))))
+    return out
+
+
 def inline_seconds(results: Path, name: str, concepts) -> float:
-    """Seconds attack `name` took inside generation jobs: the `seconds` of its records (attack.json) that have no
-    attack job's benchmark file (where a model has no generation job, an attack job learns it and is counted as a job)."""
-    total = 0.0
-    for c in concepts:
-        for record in sorted((results / "attacks" / c).glob(f"*/{name}/attack.json")):
-            model = record.parent.parent.name
-            if not (results / "benchmarks" / "attack" / name / c / f"{model}.tsv").exists():
-                total += float(json.loads(record.read_text()).get("seconds", 0.0))
-    return total
+    """Seconds attack `name` took inside the generation jobs of these concepts."""
+    return sum(s for c, _, a, s in learned_in_generation(results) if a == name and c in set(concepts))
 
 
 def efficiency_table(costs: list[JobCost], results: str | Path, concepts, inline_attacks=()) -> pd.DataFrame:
