@@ -58,3 +58,8 @@ if STANDALONE_INLINE:
         wildcard_constraints:
             attack=standalone_inline_names("latents"),
             model=models_regex(STANDALONE_MODELS),
+
+    use rule attack_prompts as attack_prompts_standalone with:
+        wildcard_constraints:
+            attack=standalone_inline_names("prompts"),
+            model=models_regex(STANDALONE_MODELS),

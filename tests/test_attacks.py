@@ -386,3 +386,74 @@ def test_the_modality_layout_puts_guards_under_their_model_and_groups_attacks():
     rows, columns = modality_order(["esd-x", "uce", "np", "uce+irece", "esd-x+irece"], attacks_run)
     assert rows == ["esd-x", "esd-x+irece", "uce", "uce+irece", "np"]
     assert columns == ["name", "ring-a-bell", "inversion", "transfer", "latent-inversion", "latent-transfer"]
+
+
+from unerase.attacks import unlearn_diff as ud  # noqa: E402
+
+
+def test_simplex_projection_matches_a_hand_computation_and_is_the_nearest_point():
+    v = torch.tensor([[0.6, 0.3, -0.2], [0.5, 0.5, 0.5], [2.0, 0.0, 0.0]])
+    # row 1: the two largest keep their gap and share the missing 0.1 (theta -0.05); row 2: uniform; row 3: a vertex
+    assert torch.allclose(ud.project_simplex(v), torch.tensor([[0.65, 0.35, 0.0], [1 / 3, 1 / 3, 1 / 3], [1.0, 0.0, 0.0]]))
+    x = torch.randn(64, 50, generator=torch.Generator().manual_seed(0))
+    p = ud.project_simplex(x)
+    assert (p >= 0).all() and torch.allclose(p.sum(-1), torch.ones(64))
+    # nearest: no other point of the simplex (random ones, and the projection nudged along an edge) is closer
+    others = torch.distributions.Dirichlet(torch.ones(50)).sample((64,))
+    assert ((x - p).norm(dim=-1) <= (x - others).norm(dim=-1) + 1e-6).all()
+    nudged = p.clone()
+    nudged[:, 0] += 1e-3 * (p[:, 1] > 1e-3)
+    nudged[:, 1] -= 1e-3 * (p[:, 1] > 1e-3)
+    assert ((x - p).norm(dim=-1) <= (x - nudged).norm(dim=-1) + 1e-7).all()
+
+
+def test_a_one_hot_draw_follows_the_distribution_and_passes_the_gradient_clipped():
+    probs = torch.tensor([[[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], requires_grad=True)
+    draw = ud.SampleOneHot.apply(probs, torch.Generator().manual_seed(0))
+    assert draw.tolist() == [[[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]]
+    (draw * torch.tensor([[[3.0, -0.5, -2.0], [0.2, 0.0, 9.0]]])).sum().backward()
+    assert torch.allclose(probs.grad, torch.tensor([[[1.0, -0.5, -1.0], [0.2, 0.0, 1.0]]]))
+
+
+def test_the_token_search_finds_planted_tokens_for_each_row():
+    # one-hot embeddings: the straight-through gradient of the squared distance raises the planted token and lowers the drawn
+    # one, so every row's distributions should end on its own planted tokens
+    table = torch.eye(12)
+    planted = torch.tensor([[3, 7], [10, 0]])
+    probs = ud.token_search(lambda e, stage: ((e - table[planted]) ** 2).sum((1, 2)), table, num_rows=2, num_tokens=2, stages=3,
+                            steps_per_stage=10, lr=0.05, weight_decay=0.0, generator=torch.Generator().manual_seed(0))
+    assert probs.argmax(-1).tolist() == planted.tolist() and (probs.max(-1).values > 0.8).all()
+    assert torch.allclose(probs.sum(-1), torch.ones(2, 2)) and (probs >= 0).all()
+    stages = []
+    ud.token_search(lambda e, stage: (e ** 2).sum((1, 2)), table, 1, 1, 3, 2, 0.05, 0.0, torch.Generator(), on_stage=lambda s, p: stages.append(s))
+    assert stages == [0, 1, 2]
+
+
+def test_stages_are_the_references_evenly_spaced_timesteps_and_the_prefix_follows_the_start_token(tokenizer):
+    assert ud.stage_timesteps(1000, 50)[:3] == [10, 30, 50] and ud.stage_timesteps(1000, 50)[-1] == 990
+    assert ud.stage_timesteps(1000, 4) == [125, 375, 625, 875]
+    ids = ud.prefixed_ids(tokenizer, ["the digit zero"], 3)
+    plain = tokenizer("the digit zero").input_ids
+    assert ids.shape == (1, 77) and ids[0, 0] == tokenizer.bos_token_id and ids[0, 4:4 + len(plain) - 1].tolist() == plain[1:]
+
+
+UD = dict(num_prompts=2, num_tokens=2, stages=2, steps_per_stage=2, lr=1e-2, weight_decay=0.1, images_per_prompt=2, exclude_concept_words=False)
+
+
+def test_unlearn_diff_on_the_sd_layout_writes_prefixed_prompts_with_their_losses(sd_layout_dir, tmp_path):
+    from unerase.images_io import save_image_set
+
+    images = torch.randint(0, 256, (4, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    save_image_set(tmp_path / "ci.safetensors", images, [0] * 4, ["a photo of the digit zero", "zero"] * 2)
+    record = _attack(sd_layout_dir, tmp_path, "unlearn-diff", UD, "prompts.json", concept_images=str(tmp_path / "ci.safetensors"))
+    found = json.loads((tmp_path / "prompts.json").read_text())
+    assert record["access"] == "white-box" and record["mean_loss_with"] > 0 and found["timesteps"] == [250, 750]
+    assert [f["base_prompt"] for f in found["found"]] == ["a photo of the digit zero", "zero"]
+    for f, prompt in zip(found["found"], found["prompts"]):
+        assert len(f["token_ids"]) == 2 and prompt == f"{f['adversarial_tokens']} {f['base_prompt']}" and f["loss_without"] > 0
+    # each prompt's objective uses the concept images drawn from it: images 0 and 2 for the first, 1 and 3 for the second
+    from unerase.components import load_components
+    model = load_components(str(sd_layout_dir))
+    x0 = ud.concept_latents(model, str(tmp_path / "ci.safetensors"), ["a photo of the digit zero", "zero"], 2)
+    reference = ud.concept_latents(model, str(tmp_path / "ci.safetensors"), ["x", "y"], 2)  # no prompt matches: images in turn
+    assert torch.allclose(x0[[0, 1, 2, 3]], reference[[0, 2, 1, 3]])

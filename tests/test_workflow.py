@@ -76,7 +76,7 @@ def test_whole_dag_writes_tables_and_logs(workdir):
     cells = set(zip(table["model"], table["prompt_set"]))
     for model in ("base", "esd-x", "tv", "tv-es", "tv-pruned", "uce", "ac", "np", "sld-max", "irece", "esd-x+irece"):
         assert {(model, s) for s in ("name", "inversion", "transfer", "diverse-inversion", "ring-a-bell", "latent-inversion",
-                                     "latent-transfer", "control")} <= cells
+                                     "latent-transfer", "unlearn-diff", "control")} <= cells
     assert set(table.loc[table["prompt_set"] == "transfer", "access"]) == {"black-box"}
     assert set(table.loc[table["prompt_set"] == "inversion", "attack"]) == {"Concept Inversion"}
     latent = table["prompt_set"].str.startswith("latent-")
@@ -87,13 +87,19 @@ def test_whole_dag_writes_tables_and_logs(workdir):
     assert "| concept | base | base (inverted) | ESD-x | TV | TV-ES | TV-pruned | UCE | AC | NP | SLD-Max | IRECE | ESD-x+IRECE |" in md
     assert "| zero |" in md
     assert "| model | name | Concept Inversion (white-box) | Concept Inversion (transfer) (black-box) | Diverse Inversion (black-box) " \
-           "| Ring-A-Bell (black-box) | DDIM latent inversion (white-box) | DDIM latent inversion (transfer) (black-box) | control " \
+           "| Ring-A-Bell (black-box) | DDIM latent inversion (white-box) | DDIM latent inversion (transfer) (black-box) " \
+           "| UnlearnDiff (white-box) | control " \
            "| Erasure Score |" \
         in (workdir / "results/tables/attacks.md").read_text()
     # a guard is attacked with the embeddings of the weights it guards: the base model's, or ESD-x's in a stack
     attacked = {p.parent.parent.name for p in (workdir / "results/attacks/zero").glob("*/*/attack.json") if p.parent.name != "latent-inversion"}
     assert attacked == {"base", "esd-x", "tv", "tv-es", "tv-pruned", "uce", "ac", "sld-max"}  # through_sld: SLD's own inversion
     assert json.loads((workdir / "results/attacks/zero/sld-max/inversion/attack.json").read_text())["objective"]["kind"] == "sld-unrolled"
+    # UnlearnDiff (white-box prompts) is learned on each weight model, in its generation job; guards sample their weights' prompts
+    unlearn_diff = {p.parent.name for p in (workdir / "results/attacks/zero").glob("*/unlearn-diff")}
+    assert unlearn_diff == {"base", "esd-x", "tv", "tv-es", "tv-pruned", "uce", "ac"}
+    prompts = json.loads((workdir / "results/attacks/zero/esd-x/unlearn-diff/prompts.json").read_text())["prompts"]
+    assert len(prompts) == 2 and prompts[0].endswith(" a photo of the digit zero")
     # the black-box attacks are learned once, on the base; on the base, the transfer is the white-box inversion itself
     assert [p.parent.name for p in (workdir / "results/attacks/zero").glob("*/ring-a-bell")] == ["base"]
     assert [p.parent.name for p in (workdir / "results/attacks/zero").glob("*/diverse-inversion")] == ["base"]
@@ -120,7 +126,8 @@ def test_whole_dag_writes_tables_and_logs(workdir):
     assert torch.equal(load_image_set(workdir / "results/generations/zero/base/latent-transfer.safetensors")[0],
                        load_image_set(workdir / "results/generations/zero/base/latent-inversion.safetensors")[0])
     modalities = (workdir / "results/tables/modalities.md").read_text()
-    assert "| model | text · prompt: name | text · black-box: Ring-A-Bell | embedding · white-box: Concept Inversion |" in modalities
+    assert ("| model | text · prompt: name | text · white-box: UnlearnDiff | text · black-box: Ring-A-Bell "
+            "| embedding · white-box: Concept Inversion |") in modalities
     assert modalities.index("| ESD-x |") < modalities.index("| ESD-x+IRECE |") < modalities.index("| TV |")
     # memories: every audited model probed; a guard's seeds are its weights' (same NLLs), its reconstructions its own
     mem = json.loads((workdir / "results/probes/zero/memories.json").read_text())["models"]
@@ -183,7 +190,8 @@ def test_efficiency_table_covers_every_method_and_attack(workdir):
     assert set(eff.loc[eff["stage"] == "erasure", "name"]) == {"esd-x", "tv", "tv-es", "tv-pruned", "uce", "ac",
                                                                 "fine-tune (shared by the task vectors)"}
     assert set(eff.loc[eff["stage"] == "attack", "name"]) == {"inversion (in the generation jobs)", "diverse-inversion", "ring-a-bell",
-                                                               "latent-inversion (in the generation jobs)"}
+                                                               "latent-inversion (in the generation jobs)",
+                                                               "unlearn-diff (in the generation jobs)"}
     ran = eff[eff["jobs"] > 0]
     assert (ran["wall_s"] > 0).all() and (ran["peak_mb"] > 100).all() and (eff["disk_mb"] > 0).all()
     inline = eff[eff["name"].str.endswith("(in the generation jobs)")]
@@ -411,5 +419,6 @@ def test_a_stack_audited_without_its_weights_learns_their_attacks_in_attack_jobs
     proc = smk(tmp_path, "-n", "--configfile", str(tmp_path / "stack.yaml"))
     jobs = planned_jobs(proc)
     assert jobs["attack_embeddings_standalone"] == 1 and jobs["attack_latents_standalone"] == 1, jobs
+    assert jobs["attack_prompts_standalone"] == 1, jobs  # UnlearnDiff
     assert jobs["generate"] == 1 and jobs["generate_guarded"] == 1  # the base learns its own; the stack samples esd-x's
     assert "results/attacks/zero/esd-x/inversion/learned_embeds.safetensors" in proc.stdout

@@ -60,6 +60,8 @@ ATTACKS: dict[str, Attack] = {a.name: a for a in (
            learned_on="base", needs=("concept_images",), source="Pham et al. 2024 (Robust Concept Erasure Using Task Vectors), §4.1"),
     Attack("ring-a-bell", "Ring-A-Bell", "black-box", "prompts", module="ring_a_bell", config="ring_a_bell", learned_on="base",
            modality="text", source="Tsai et al. 2024 (Ring-A-Bell); chiayi-hsu/Ring-A-Bell"),
+    Attack("unlearn-diff", "UnlearnDiff", "white-box", "prompts", module="unlearn_diff", config="unlearn_diff", needs=("concept_images",),
+           modality="text", in_generation=True, source="Zhang et al. 2024 (UnlearnDiffAtk); OPTML-Group/Diffusion-MU-Attack, text_grad"),
     Attack("latent-inversion", "DDIM latent inversion", "white-box", "latents", module="latent_inversion", config="latent_inversion",
            needs=("concept_images",), sampling=("num_steps",), modality="latent", in_generation=True,
            source="M-ErasureBench: concept images DDIM-inverted on the erased model"),

@@ -6,6 +6,7 @@ import copy
 from ..components import load_unet_patch
 from ..images_io import save_grid, save_image_set
 from ..atomic import read_json
+from .. import attacks
 from ..attacks import artefact_kind
 from ..attacks.job import AttackJob
 from ..attacks.latent_inversion import read_inverted_latents
@@ -36,7 +37,9 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
             options["standard_unet"] = copy.deepcopy(model.unet)
         load_unet_patch(model.unet, unet_patch)
     for (attack, spec), artefact, record in zip((inline or {}).items(), inline_artefacts, inline_records, strict=True):
-        job = AttackJob(model=text_side_copy(model), attack=attack, settings=dict(spec["settings"]), concept_text=concept_text, label=label,
+        # an attack adding tokens (embeddings) gets its own text side; the others leave the model as they found it
+        attacked = text_side_copy(model) if attacks.get(attack).artefact == "embeds" else model
+        job = AttackJob(model=attacked, attack=attack, settings=dict(spec["settings"]), concept_text=concept_text, label=label,
                         templates=list(templates), seed=seed, artefact=artefact, inputs=dict(concept_images=concept_images),
                         sampling=dict(spec["sampling"]), guards=dict(spec.get("guards") or {}), checkpoint=spec.get("resume_from"))
         learn(job, record, model_name)
