@@ -287,10 +287,24 @@ def attack_inputs(wildcards):
 def attack_settings(wildcards):
     """The attack's config block, less the keys it reads only through a guard where it learns through none."""
     spec = ATTACKS[wildcards.attack]
-    block = config["attacks"][spec.config]
+    block = {k: v for k, v in config["attacks"][spec.config].items() if k not in spec.sampled_with}
     if through_guard(wildcards.model, wildcards.attack):
         return block
     return {k: v for k, v in block.items() if k not in spec.guard_settings}
+
+
+def guidance_by_set(wildcards):
+    """{prompt set: guidance scale} where an attack's set is drawn on this model's weight method at a scale of its own
+    (CCE: Concept Inversion on Forget-Me-Not at a higher guidance); other sets use config["sampling"]."""
+    method = weight_part(wildcards.model)
+    out = {}
+    for a in ATTACKS_RUN:
+        spec = ATTACKS[a]
+        if method and "guidance_scale_by_method" in spec.sampled_with:
+            scale = (config["attacks"][spec.config].get("guidance_scale_by_method") or {}).get(method)
+            if scale is not None:
+                out[a] = scale
+    return out
 
 
 def attack_sampling(wildcards):
@@ -503,6 +517,7 @@ REPORT_TABLES = {
     "attacks": "Every attack on every model",
     "modalities": "Every attack by input modality and access (M-ErasureBench layout)",
     "quality": "Control images: accuracy and FID per model",
+    **({"unlearn_diff": "UnlearnDiff: pre-attack and post-attack (UnlearnDiffAtk layout)"} if "unlearn-diff" in ATTACKS_RUN else {}),
     **({"memories": "Memories of forgotten concepts"} if "memories" in PROBES_RUN else {}),
     **({"safety_grid": "Unconditional safety grid"} if "safety-grid" in PROBES_RUN else {}),
     "efficiency": "Time, memory and disk per stage, method and attack",

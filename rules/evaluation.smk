@@ -42,6 +42,7 @@ rule tables:
         modalities_md="results/tables/modalities.md",
         erasure_score_csv="results/tables/erasure_score.csv",
         quality_md="results/tables/quality.md",
+        **({"unlearn_diff_md": "results/tables/unlearn_diff.md"} if "unlearn-diff" in ATTACKS_RUN else {}),
     log:
         log_path("tables", "tables"),
     benchmark:

@@ -33,6 +33,7 @@ for _name, _inline, _models in generation_groups():
             inline=inline_attack_params(_inline),
             model_name="{model}",
             sampling_options=sampling_options,
+            guidance_by_set=guidance_by_set,
             **GENERATION_PARAMS,
         threads: RES["threads"]
         resources:

@@ -401,6 +401,11 @@ def test_simplex_projection_matches_a_hand_computation_and_is_the_nearest_point(
     # nearest: no other point of the simplex (random ones, and the projection nudged along an edge) is closer
     others = torch.distributions.Dirichlet(torch.ones(50)).sample((64,))
     assert ((x - p).norm(dim=-1) <= (x - others).norm(dim=-1) + 1e-6).all()
+    # the textbook sort-based projection (Duchi et al. 2008) gives the same point
+    u = torch.sort(x, dim=-1, descending=True).values
+    excess = u.cumsum(-1) - 1
+    rho = (u - excess / torch.arange(1, 51) > 0).sum(-1, keepdim=True)
+    assert torch.allclose(p, (x - excess.gather(-1, rho - 1) / rho).clamp_min(0), atol=1e-6)
     nudged = p.clone()
     nudged[:, 0] += 1e-3 * (p[:, 1] > 1e-3)
     nudged[:, 1] -= 1e-3 * (p[:, 1] > 1e-3)

@@ -61,3 +61,15 @@ def test_each_rate_has_its_count_and_wilson_interval():
     df = long_table([dict(concept="zero", model="tv", prompt_set="name", accuracy=0.10000000149, images=100, evaluator="cnn")])
     row = df.iloc[0]
     assert row["hits"] == 10 and row["ci95_low"] < 0.1 < row["ci95_high"] and row["ci95_high"] - row["ci95_low"] < 0.15
+
+
+def test_pre_post_table_pairs_the_name_with_the_attack_and_its_interval():
+    from unerase.tables import pre_post_table
+
+    records = _records() + [dict(concept="zero", model="esd-x", prompt_set="unlearn-diff", accuracy=0.5, images=100, evaluator="cnn"),
+                            dict(concept="zero", model="base", prompt_set="unlearn-diff", accuracy=1.0, images=100, evaluator="cnn")]
+    table = pre_post_table(long_table(records), ["esd-x", "tv"], "unlearn-diff", {"esd-x": "ESD-x"}).set_index("model")
+    assert list(table.columns) == ["three", "zero", "mean"] and list(table.index) == ["base", "ESD-x", "tv"]
+    # 50 of 100: Wilson 95 % interval 40.4-59.6 %
+    assert table.loc["ESD-x", "zero"] == "3.0 → 50.0 [40.4, 59.6]" and table.loc["ESD-x", "three"] == "–"
+    assert table.loc["ESD-x", "mean"] == "3.0 → 50.0" and table.loc["tv", "mean"] == "–"

@@ -95,6 +95,12 @@ def test_whole_dag_writes_tables_and_logs(workdir):
     attacked = {p.parent.parent.name for p in (workdir / "results/attacks/zero").glob("*/*/attack.json") if p.parent.name != "latent-inversion"}
     assert attacked == {"base", "esd-x", "tv", "tv-es", "tv-pruned", "uce", "ac", "sld-max"}  # through_sld: SLD's own inversion
     assert json.loads((workdir / "results/attacks/zero/sld-max/inversion/attack.json").read_text())["objective"]["kind"] == "sld-unrolled"
+    # Concept Inversion's set on ac is drawn at its own guidance scale (.test: guidance_scale_by_method), the others at the sampler's
+    assert load_image_set(workdir / "results/generations/zero/ac/inversion.safetensors")[2]["guidance_scale"] == 5.0
+    assert load_image_set(workdir / "results/generations/zero/ac/name.safetensors")[2]["guidance_scale"] == 3.0
+    assert load_image_set(workdir / "results/generations/zero/esd-x/inversion.safetensors")[2]["guidance_scale"] == 3.0
+    scales = table.set_index(["model", "prompt_set"])["guidance_scale"]
+    assert scales[("ac", "inversion")] == 5.0 and scales[("esd-x", "inversion")] == 3.0  # one concept in .test
     # UnlearnDiff (white-box prompts) is learned on each weight model, in its generation job; guards sample their weights' prompts
     unlearn_diff = {p.parent.name for p in (workdir / "results/attacks/zero").glob("*/unlearn-diff")}
     assert unlearn_diff == {"base", "esd-x", "tv", "tv-es", "tv-pruned", "uce", "ac"}
@@ -198,7 +204,7 @@ def test_efficiency_table_covers_every_method_and_attack(workdir):
     assert (inline["jobs"] == 0).all() and (inline["wall_s"] > 0).all()  # their seconds, from their records
     records = list((workdir / "results/attacks/zero").glob("*/inversion/attack.json"))
     assert sorted(r.parent.parent.name for r in records) == ["ac", "base", "esd-x", "sld-max", "tv", "tv-es", "tv-pruned", "uce"]
-    for table in ("erasure_vs_inversion", "attacks", "modalities", "memories", "safety_grid", "efficiency"):
+    for table in ("erasure_vs_inversion", "attacks", "modalities", "memories", "safety_grid", "efficiency", "unlearn_diff"):
         page = (workdir / f"results/report/{table}.html").read_text()
         assert "<table>" in page and "<td>" in page, table
 
@@ -257,6 +263,11 @@ def test_an_attack_change_reruns_only_that_attacks_jobs(workdir):
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "sld.yaml", {"attacks.concept_inversion.sld_window": 50})))
     assert jobs.get("generate_guarded_inversion") == 1
     assert generations(jobs) == 1 and "attack_embeddings" not in jobs  # only sld-max's, whose job learns through its guard
+    jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "cfg.yaml",
+                                                                  {"attacks.concept_inversion.guidance_scale_by_method": {"ac": 6.0}})))
+    assert generations(jobs) == 1 and "memories" not in jobs  # ac's generation job alone: the scale is read where the set is drawn
+    jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "ud.yaml", {"attacks.unlearn_diff.steps_per_stage": 3})))
+    assert generations(jobs) == 11 and not {"attack_embeddings", "attack_prompts", "erase"} & set(jobs)  # learned in generation
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "lat.yaml", {"attacks.latent_inversion.num_images": 5})))
     # learned in generation: no attack job; memories re-runs only because it reads the base model's (regenerated) control cell
     assert generations(jobs) == 11 and not {"attack_embeddings", "attack_prompts", "erase", "safety_grid"} & set(jobs)

@@ -191,6 +191,30 @@ def target_other_table(df: pd.DataFrame, concepts: list[str], models: list[str],
                          for m in models])
 
 
+def pre_post_table(df: pd.DataFrame, models: list[str], attack_set: str, labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """UnlearnDiffAtk's layout: per model and concept the share (%) of concept images before the attack (the name's
+    prompts) and after it (the attack's prompt set on the same seeds), with the post-attack cell's 95 % Wilson interval."""
+    labels = labels or {}
+    cells = df.set_index(["concept", "model", "prompt_set"])
+    concepts = sorted(df["concept"].unique(), key=list(df["concept"]).index)
+    rows = []
+    for m in ["base"] + [m for m in models if m != "base"]:
+        row = {"model": labels.get(m, m)}
+        pre_all, post_all = [], []
+        for c in concepts:
+            pre, post = cells["accuracy"].get((c, m, "name")), cells["accuracy"].get((c, m, attack_set))
+            if pre is None or post is None:
+                row[c] = "–"
+                continue
+            low, high = cells["ci95_low"][(c, m, attack_set)], cells["ci95_high"][(c, m, attack_set)]
+            row[c] = f"{_pct(pre)} → {_pct(post)} [{_pct(low)}, {_pct(high)}]"
+            pre_all.append(pre)
+            post_all.append(post)
+        row["mean"] = f"{_pct(sum(pre_all) / len(pre_all))} → {_pct(sum(post_all) / len(post_all))}" if pre_all else "–"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub Markdown table (no optional `tabulate` dependency)."""
     cols = list(df.columns)

@@ -44,6 +44,8 @@ class Attack:
     guard_settings: tuple[str, ...] = ()  # keys of its config block read only when it learns through a guard:
                                           # left out of other jobs' params, so changing them re-runs only those
     sampling: tuple[str, ...] = ()        # keys of config["sampling"] it reads (latent inversion: the sampler's steps)
+    sampled_with: tuple[str, ...] = ()    # keys of its config block read only where its prompt set is generated, not where it is
+                                          # learned (Concept Inversion's guidance scale per erasure method: CCE on Forget-Me-Not)
     modality: str = "embedding"           # M-ErasureBench's input modality: "text" | "embedding" | "latent"
     in_generation: bool = False           # white-box, learned inside the generation job of the model it is learned on (the
                                           # workflow's attacked_model: a stack's weights, or the stack through an SLD guard),
@@ -53,7 +55,8 @@ class Attack:
 
 ATTACKS: dict[str, Attack] = {a.name: a for a in (
     Attack("inversion", "Concept Inversion", "white-box", "embeds", module="concept_inversion", config="concept_inversion",
-           needs=("concept_images",), guard_settings=("through_sld", "sld_unroll", "sld_window"), in_generation=True, source="Pham et al. 2024 (Circumventing Concept Erasure); NYU-DICE-Lab/circumventing-concept-erasure"),
+           needs=("concept_images",), guard_settings=("through_sld", "sld_unroll", "sld_window"), sampled_with=("guidance_scale_by_method",),
+           in_generation=True, source="Pham et al. 2024 (Circumventing Concept Erasure); NYU-DICE-Lab/circumventing-concept-erasure"),
     Attack("transfer", "Concept Inversion (transfer)", "black-box", "embeds", learned_on="base", reuses="inversion",
            source="M-ErasureBench: embeddings learned on the base model, used on the erased one"),
     Attack("diverse-inversion", "Diverse Inversion", "black-box", "embeds", module="diverse_inversion", config="diverse_inversion",

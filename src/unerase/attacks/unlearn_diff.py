@@ -41,12 +41,19 @@ from .ring_a_bell import search_vocabulary
 
 
 def project_simplex(v: torch.Tensor) -> torch.Tensor:
-    """Euclidean projection of each row (last dim) onto the probability simplex {p >= 0, sum p = 1}."""
-    u = torch.sort(v, dim=-1, descending=True).values
-    excess = u.cumsum(-1) - 1
-    k = torch.arange(1, v.shape[-1] + 1, device=v.device, dtype=v.dtype)
-    rho = (u - excess / k > 0).sum(-1, keepdim=True)      # the positive entries form a prefix of the sorted row
-    theta = excess.gather(-1, rho - 1) / rho.to(v.dtype)
+    """Euclidean projection of each row (last dim) onto the probability simplex {p >= 0, sum p = 1}: p = max(v - theta, 0)
+    with theta found by Michelot's fixed point (theta = (sum of the entries above theta - 1) / their count; theta only
+    grows and the set above it only shrinks, so it ends, exactly, in at most V rounds and in practice a few). A full
+    sort of each 49,408-entry row (the textbook method) took a third of the attack's time on the CPU."""
+    theta = (v.sum(-1, keepdim=True) - 1) / v.shape[-1]
+    count = torch.full_like(theta, v.shape[-1])
+    for _ in range(v.shape[-1]):
+        above = v > theta  # never empty: theta stays below the projection's, which is below the row's maximum
+        new_count = above.sum(-1, keepdim=True).to(v.dtype)
+        if torch.equal(new_count, count):
+            break
+        count = new_count
+        theta = (torch.where(above, v, 0).sum(-1, keepdim=True) - 1) / count
     return (v - theta).clamp_min(0)
 
 
@@ -55,9 +62,12 @@ class SampleOneHot(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        flat = probs.detach().reshape(-1, probs.shape[-1]).float().cpu()
-        index = torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1]).to(probs.device)
-        return F.one_hot(index, probs.shape[-1]).to(probs.dtype)
+        # inverse-CDF sampling: one uniform per row against the running sum (torch.multinomial was 4x slower on 49,408 tokens)
+        flat = probs.detach().reshape(-1, probs.shape[-1]).double().cpu()
+        cdf = flat.cumsum(-1)
+        u = torch.rand(len(flat), 1, generator=generator, dtype=torch.float64) * cdf[:, -1:]
+        index = torch.searchsorted(cdf, u, right=True).clamp_max(probs.shape[-1] - 1)
+        return F.one_hot(index.view(probs.shape[:-1]).to(probs.device), probs.shape[-1]).to(probs.dtype)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):

@@ -24,6 +24,8 @@ def run(*, images, metrics, evaluator, settings, cells, classifier=None, threads
         result["mean_label_probability"] = float(scores.probability.mean())
         if by_token := scores_by_token(scores.probability, meta.get("prompts", [])):
             result["label_probability_by_token"] = by_token
+        if "guidance_scale" in meta:  # the scale the cell was drawn at (a set may have its own: Concept Inversion on FMN)
+            result["guidance_scale"] = meta["guidance_scale"]
         if cell["prompt_set"] == "control" and hasattr(scorer, "reference_features"):
             # image quality where erasure should leave the model alone: FID against real images of those classes
             reference, described = scorer.reference_features(sorted(set(labels.tolist())))

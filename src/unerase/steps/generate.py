@@ -20,7 +20,8 @@ from .attack import learn
 
 def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, templates, num_images, seed, guidance_scale,
         num_steps, batch_size, attack_sets=(), artefacts=(), needed_artefacts=(), inline=None, inline_artefacts=(), inline_records=(),
-        model_name="", concept_images=None, unet_patch=None, precision="float32", sampling_options=None, threads=1, log=None):
+        model_name="", concept_images=None, unet_patch=None, precision="float32", sampling_options=None, guidance_by_set=None, threads=1,
+        log=None):
     """Generate each prompt set in `prompt_sets` with one loaded model; image i uses seed `seed + i`
     in every set and model, so cells are paired across models. `attack_sets[i]` is a prompt set whose
     tokens or prompts are in `artefacts[i]` (learned embeddings or a prompts JSON). `sampling_options`
@@ -28,7 +29,8 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
     {settings, sampling, guards, resume_from}}) are attacks learned here first, on this model (through its guards
     where `guards` are given: Concept Inversion through SLD), each writing
     `inline_artefacts[i]` and `inline_records[i]` (`needed_artefacts`: the other attacks' files, what
-    makes Snakemake wait for them)."""
+    makes Snakemake wait for them). `guidance_by_set`: {prompt set: guidance scale} for sets drawn at a scale of their
+    own (Concept Inversion on Forget-Me-Not, CCE); the others at `guidance_scale`."""
     device = start(threads, log)
     options = dict(sampling_options or {})
     model = load_model(manifest, device, None, precision)
@@ -61,13 +63,14 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
             latents, attack_prompts = load_inverted_latents(path, num_images)
         count = num_images if latents is None else len(latents)
         prompts, labels = build_prompts(prompt_set, templates, concept_text, label, classes, count, placeholder, attack_prompts)
-        key = (tuple(prompts), path if kind == "latents" else None)
+        scale = (guidance_by_set or {}).get(prompt_set, guidance_scale)
+        key = (tuple(prompts), path if kind == "latents" else None, scale)
         if key not in drawn:
-            drawn[key] = generate(model, prompts, [seed + i for i in range(count)], guidance_scale, num_steps, batch_size,
+            drawn[key] = generate(model, prompts, [seed + i for i in range(count)], scale, num_steps, batch_size,
                                   on_batch=lambda done, total, s=prompt_set: logger.info("generate %s: %d/%d", s, done, total),
                                   latents=latents, **options)
         x = drawn[key]
-        save_image_set(images_path, x, labels, prompts, seed=seed)
+        save_image_set(images_path, x, labels, prompts, seed=seed, guidance_scale=scale)
         save_grid(grid_path, x)
 
 

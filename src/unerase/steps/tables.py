@@ -6,7 +6,7 @@ import pandas as pd
 from ..atomic import atomic_path, read_json
 from ..evaluation import erasure_score
 from ..progress import setup_logging
-from ..tables import (attacks_table, long_table, memories_long, memories_table, modality_order, paper_table, quality_table,
+from ..tables import (attacks_table, long_table, memories_long, memories_table, modality_order, paper_table, pre_post_table, quality_table,
                       safety_grid_long, safety_grid_table, target_other_table, to_markdown, wilson_interval)
 
 
@@ -28,8 +28,9 @@ def erasure_scores(metrics: list[dict], diverse_set: str = "diverse-inversion") 
 
 
 def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score_csv, quality_md, methods, method_labels, prompt_sets,
-        attacks, threads=1, log=None):
-    """`attacks`: prompt set -> {label, access, modality} of each attack in the audit."""
+        attacks, unlearn_diff_md=None, threads=1, log=None):
+    """`attacks`: prompt set -> {label, access, modality} of each attack in the audit. `unlearn_diff_md`: where UnlearnDiff's
+    pre-/post-attack table goes (UnlearnDiffAtk's layout), when it is in the audit."""
     setup_logging(log)
     records, cells = [], []
     for path in metrics:
@@ -41,7 +42,8 @@ def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score
                             images=m["images"], evaluator=m["evaluator"]["name"], evaluator_sha256=m["evaluator"]["sha256"][:12],
                             min_confidence=m["evaluator"]["threshold"], evaluator_weights=m["evaluator"]["weights_tag"],
                             evaluator_classes=m["evaluator"]["classes"], fid=m.get("fid", float("nan")),
-                            fid_reference=m.get("fid_reference", ""), metrics_file=path))
+                            fid_reference=m.get("fid_reference", ""), guidance_scale=m.get("guidance_scale", float("nan")),
+                            metrics_file=path))
     df = long_table(records)
     with atomic_path(long_csv) as tmp:
         df.to_csv(tmp, index=False)
@@ -72,6 +74,14 @@ def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score
             f"concept by concept ({' / '.join(df['concept'].unique())}) = their mean. Lower FID = closer to the real images; with "
             f"{int(ev['images'])} generated images per cell FID is biased upwards, so compare models within a run.\n\n"
             + to_markdown(quality_table(df, methods, method_labels)))
+    if unlearn_diff_md:
+        with atomic_path(unlearn_diff_md) as tmp:
+            tmp.write_text(
+                f"UnlearnDiff (white-box prompt attack), UnlearnDiffAtk's pre-attack → post-attack layout: the share (%) of images "
+                f"the evaluator ({ev['evaluator']}, sha256 {ev['evaluator_sha256']}) classifies as the concept, from the name's "
+                "prompts → from the same prompts with the adversarial tokens in front, same seeds; in brackets the post-attack "
+                "cell's 95 % Wilson interval. Rates over fresh seeds, not UnlearnDiffAtk's attack success rate (any of up to 50 "
+                "evaluator-judged tries per prompt; README).\n\n" + to_markdown(pre_post_table(df, methods, "unlearn-diff", method_labels)))
     es = erasure_scores(cells)
     with atomic_path(erasure_score_csv) as tmp:
         es.sort_values(["concept", "model"]).to_csv(tmp, index=False)
