@@ -80,7 +80,7 @@ class SampleOneHot(torch.autograd.Function):
 
 
 def token_search(loss_fn, table: torch.Tensor, num_rows: int, num_tokens: int, stages: int, steps_per_stage: int, lr: float,
-                 weight_decay: float, generator: torch.Generator, on_stage=None, progress: Progress | None = None) -> torch.Tensor:
+                 weight_decay: float, generator: torch.Generator, progress: Progress | None = None) -> torch.Tensor:
     """UnlearnDiffAtk's optimiser: distributions (rows, K, V) over the V embeddings of `table` (V, D), from
     uniform, minimising `loss_fn(embeddings (rows, K, D), stage) -> (rows,)` (each row its own objective).
     Returns the distributions; their argmax are the found tokens (indices into `table`)."""
@@ -100,8 +100,6 @@ def token_search(loss_fn, table: torch.Tensor, num_rows: int, num_tokens: int, s
             if progress:
                 progress.update(step, float(loss.detach().mean()))
             step += 1
-        if on_stage:
-            on_stage(stage, probs.detach())
     return probs.detach()
 
 
@@ -158,10 +156,9 @@ def run(job: AttackJob) -> dict:
     table_module = encoder.get_input_embeddings()
     table = table_module.weight.detach()[vocabulary].float()
     ids = prefixed_ids(tok, prompts, K).repeat_interleave(R, 0).to(model.device)
+    plain_ids = tokenize(tok, prompts).repeat_interleave(R, 0).to(model.device)
     gen = torch.Generator().manual_seed(job.seed)
     prefix = PrefixEmbedding(table_module, K)
-
-    plain_ids = tokenize(tok, prompts).repeat_interleave(R, 0).to(model.device)
 
     def denoising_losses(context: torch.Tensor, stage: int, noise_gen: torch.Generator) -> torch.Tensor:
         """Each prompt's MSE to the noise at the stage's timestep, averaged over its images: (prompts,)."""
