@@ -372,6 +372,8 @@ def erasure_evaluator(wildcards):
 
 
 def config_value(dotted):
+    if dotted == "evaluation.erasure_score":  # what tv-es reads of it (registry `uses`)
+        return erasure_score_settings()
     node = config
     for key in dotted.split("."):
         node = node[key]
@@ -426,6 +428,29 @@ def evaluator_settings():
     block = config["evaluation"].get(EVALUATOR.replace("-", "_"), {})
     names = {"class_names": config["classes"]} if EVALUATOR == "clip" else {}
     return {"min_confidence": config["evaluation"]["min_confidence"], **block, **names}
+
+
+def erasure_score_settings():
+    """Block evaluation.erasure_score as the jobs that compute it read it: the CLIP block only where the score is
+    CLIP similarity (so a change to it under score: probability re-runs nothing)."""
+    block = config["evaluation"]["erasure_score"]
+    return block if block["score"] == "clip-similarity" else {"score": block["score"]}
+
+
+def fid_settings():
+    """Block evaluation.fid as the evaluate jobs read it: weights and reference only for Inception features."""
+    block = config["evaluation"]["fid"]
+    return block if block["features"] == "inception" else {"features": block["features"]}
+
+
+if config["evaluation"]["fid"]["features"] == "inception" and not config["evaluation"]["fid"]["reference"]:
+    raise ValueError("config key 'evaluation.fid.reference' is not set: Inception FID needs real photographs (a folder of images "
+                     "or pytorch-fid --save-stats statistics of one, e.g. COCO val2014), or set evaluation.fid.features: none")
+
+
+if EVALUATOR == "q16" and not config["evaluation"]["q16"]["prompts"]:
+    raise ValueError("config key 'evaluation.q16.prompts' is not set: Q16 needs its learned prompts (prompts.p of "
+                     "github.com/ml-research/Q16, data/ViT-L-14)")
 
 
 def search_evaluator_settings():

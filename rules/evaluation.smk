@@ -25,6 +25,9 @@ rule evaluate:
         code=package_code("evaluate.py", lambda wc: [EVALUATOR_MODULE]),
         evaluator=EVALUATOR,
         settings=evaluator_settings(),
+        erasure_score=erasure_score_settings(),
+        fid=fid_settings(),
+        classes=config["classes"],
         cells=lambda wc: [{"concept": wc.concept, "model": m, "prompt_set": s} for m, s in cells_of(wc.concept)],
     conda:
         "../envs/diffusion.yaml"
@@ -53,6 +56,7 @@ rule tables:
         method_labels=method_labels(),
         prompt_sets=PROMPT_SETS,
         attacks={a: {"label": ATTACKS[a].label, "access": ATTACKS[a].access, "modality": ATTACKS[a].modality} for a in ATTACKS_RUN},
+        erasure_score_by=config["evaluation"]["erasure_score"]["score"],
     conda:
         "../envs/report.yaml"
     script:

@@ -17,6 +17,7 @@ from unerase import code_version
 PROVIDED_BY = {
     "torch": ("torch",), "torchvision": ("torchvision",), "diffusers": ("diffusers",), "transformers": ("transformers",),
     "accelerate": ("accelerate",), "safetensors": ("safetensors",), "open_clip": ("open_clip_torch",), "nudenet": ("nudenet",),
+    "pytorch_fid": ("pytorch-fid",),
     "numpy": ("numpy",), "scipy": ("scipy",), "sklearn": ("scikit-learn",), "pandas": ("pandas",),
     "matplotlib": ("matplotlib",), "yaml": ("pyyaml",), "jsonschema": ("jsonschema",),
     "markdown_it": ("markdown-it-py",), "PIL": ("torchvision", "matplotlib"), "huggingface_hub": ("diffusers", "transformers"),

@@ -19,7 +19,7 @@ def test_registry_schema_and_configs_agree():
     for config_file in ("config/config.yaml", "config/sd14.yaml", ".test/config.yaml"):
         assert yaml.safe_load((ROOT / config_file).read_text())["evaluation"]["evaluator"] in evaluators.EVALUATORS
     assert yaml.safe_load((ROOT / "config/sd14.yaml").read_text())["evaluation"]["evaluator"] == "resnet50"
-    with pytest.raises(ValueError, match="unknown evaluator 'fid'; known: digit-cnn, resnet50, clip, nudenet"):
+    with pytest.raises(ValueError, match="unknown evaluator 'fid'; known: digit-cnn, resnet50, clip, nudenet, q16"):
         evaluators.load("fid", {})
 
 
@@ -146,6 +146,8 @@ def test_clip_maps_its_prompts_columns_to_the_config_class_ids(tiny_clip):
     import open_clip
     import torch.nn.functional as F
 
+    from unerase.evaluators.open_clip_model import preprocess
+
     torch.manual_seed(1)
     images = torch.randint(0, 256, (6, 3, 48, 40), dtype=torch.uint8)
     labels = torch.tensor([0, 497, 491, 0, 497, 491])
@@ -157,13 +159,13 @@ def test_clip_maps_its_prompts_columns_to_the_config_class_ids(tiny_clip):
     model.eval()
     with torch.no_grad():
         text = F.normalize(model.encode_text(open_clip.get_tokenizer("unerase-tiny-clip")(["art by tench", "art by church", "art by chain saw"])), dim=-1)
-        image = F.normalize(model.encode_image(scorer.preprocess(images)), dim=-1)
+        image = F.normalize(model.encode_image(preprocess(images, open_clip.get_model_preprocess_cfg(model))), dim=-1)
         probs = (model.logit_scale.exp() * image @ text.T).softmax(1)
     ids = torch.tensor([0, 497, 491])
     assert scores.predicted.tolist() == ids[probs.argmax(1)].tolist()
     assert torch.allclose(scores.probability, probs[torch.arange(6), torch.tensor([0, 1, 2, 0, 1, 2])], atol=1e-6)
     assert scores.hit.tolist() == (scores.predicted == labels).tolist()
-    assert scorer.preprocess(images).shape == (6, 3, 32, 32)
+    assert preprocess(images, open_clip.get_model_preprocess_cfg(model)).shape == (6, 3, 32, 32)
     strict = evaluators.load("clip", clip_settings(tiny_clip, min_confidence=0.999))
     assert not strict.score(images, labels).hit.any()  # three random classes: nothing is 99.9 % sure
     with pytest.raises(ValueError, match=r"labels \[7\] are not among the config's class ids"):
@@ -173,7 +175,7 @@ def test_clip_maps_its_prompts_columns_to_the_config_class_ids(tiny_clip):
 def test_clip_fingerprint_and_its_weights_in_the_hub_cache(tiny_clip, tmp_path, monkeypatch):
     import huggingface_hub.constants
 
-    from unerase.evaluators.clip_zero_shot import cached_weights
+    from unerase.evaluators.open_clip_model import cached_weights
 
     first = evaluators.load("clip", clip_settings(tiny_clip)).fingerprint
     assert first == evaluators.load("clip", clip_settings(tiny_clip)).fingerprint
@@ -287,3 +289,266 @@ def test_the_task_vectors_alpha_search_scores_an_sd_shaped_model_with_the_config
     assert [(c["target"], c["control"]) for c in result.info["candidates"]] == [(1.0, 0.0), (1.0, 0.0)]  # no alpha hides it
     with pytest.raises(ValueError, match="erase tv: the rule passed no evaluator"):
         erase(ErasureJob(**{**job.__dict__, "evaluator": {}}))
+
+
+# --- CLIP similarity (the TV paper's Erasure Score and control task) and Inception FID (SD 1.4's quality metric)
+
+def similarity_block(weights, **extra):
+    return {"model": "unerase-tiny-clip", "pretrained": "random", "weights": str(weights), "template": "a photo of {}", **extra}
+
+
+def test_clip_similarity_is_the_cosine_of_each_image_and_its_class_prompt(tiny_clip, tmp_path):
+    import open_clip
+    import torch.nn.functional as F
+
+    from unerase.evaluators import clip_similarity
+    from unerase.evaluators.open_clip_model import preprocess
+
+    torch.manual_seed(2)
+    images = torch.randint(0, 256, (4, 3, 40, 48), dtype=torch.uint8)
+    labels = torch.tensor([497, 0, 497, 491])
+    sim = clip_similarity.load(similarity_block(tiny_clip), ART)
+    got = sim.similarity(images, labels)
+    model = open_clip.create_model("unerase-tiny-clip", pretrained=None)
+    open_clip.load_checkpoint(model, str(tiny_clip))
+    model.eval()
+    with torch.no_grad():
+        text = F.normalize(model.encode_text(open_clip.get_tokenizer("unerase-tiny-clip")(
+            ["a photo of church", "a photo of tench", "a photo of church", "a photo of chain saw"])), dim=-1)
+        image = F.normalize(model.encode_image(preprocess(images, open_clip.get_model_preprocess_cfg(model))), dim=-1)
+    assert torch.allclose(got, (image * text).sum(1), atol=1e-6)  # each image against its own class's prompt
+    assert sim.fingerprint == clip_similarity.load(similarity_block(tiny_clip), ART).fingerprint
+    assert sim.fingerprint["sha256"] == hashlib.sha256(tiny_clip.read_bytes()).hexdigest()
+    assert sim.fingerprint["classes"] == "3 config classes as 'a photo of {}'"
+    with pytest.raises(ValueError, match=r"labels \[7\] are not among the config's class ids"):
+        sim.similarity(images[:1], torch.tensor([7]))
+    with pytest.raises(EvaluatorWeightsMissing, match="CLIP weights not found at .*none.safetensors: set evaluation.erasure_score.clip.weights"):
+        clip_similarity.load(similarity_block(tmp_path / "none.safetensors"), ART)
+
+
+@pytest.fixture(scope="module")
+def inception_file(tmp_path_factory):
+    """Random weights of pytorch-fid's Inception-v3 (torchvision's InceptionV3 with 1008 classes and no aux head has
+    the same tensors as the FID network; only its pooling differs)."""
+    from pytorch_fid.inception import _inception_v3
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("inception") / "pt_inception-random.pth"
+    torch.save(_inception_v3(num_classes=1008, aux_logits=False, weights=None).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """Three RGB images of different sizes, as a reference set of photographs."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(40, 40), (40, 40), (56, 48)]):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_inception_reference_statistics_are_pytorch_fids_own(inception_file, photo_folder, tmp_path):
+    """A folder of images gives the statistics pytorch-fid computes from the same files with the same network; its
+    --save-stats .npz gives them back; broken or foreign files are one line."""
+    import numpy as np
+    from pytorch_fid.fid_score import calculate_activation_statistics
+
+    from unerase.evaluators import inception_fid
+
+    features = inception_fid.load({"weights": str(inception_file)})
+    mu, sigma, described = features.reference_statistics(str(photo_folder))
+    assert described == f"3 images in {photo_folder}"
+    files = sorted(str(p) for p in photo_folder.glob("*.png"))
+    ref_mu, ref_sigma = calculate_activation_statistics(files, features.net, batch_size=1, dims=2048, device="cpu", num_workers=0)
+    assert np.allclose(mu, ref_mu, atol=1e-5) and np.allclose(sigma, ref_sigma, atol=1e-5)
+    stats = tmp_path / "reference.npz"
+    np.savez(stats, mu=ref_mu, sigma=ref_sigma)
+    again, _, described = features.reference_statistics(str(stats))
+    assert np.array_equal(again, ref_mu) and described.startswith("pytorch-fid statistics reference.npz (sha256 ")
+    np.savez(tmp_path / "small.npz", mu=ref_mu[:64], sigma=ref_sigma[:64, :64])
+    with pytest.raises(ValueError, match=r"small.npz: statistics of shape mu \(64,\), sigma \(64, 64\)"):
+        features.reference_statistics(str(tmp_path / "small.npz"))
+    with pytest.raises(FileNotFoundError, match="evaluation.fid.reference: .*nowhere is neither a folder of images"):
+        features.reference_statistics(str(tmp_path / "nowhere"))
+    with pytest.raises(EvaluatorWeightsMissing, match=r"Inception-v3 \(FID\) weights not found at .*none.pth: download pt_inception-2015-12-05"):
+        inception_fid.load({"weights": str(tmp_path / "none.pth")})
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"PK\x03\x04 not a whole file")
+    with pytest.raises(ValueError, match="not pytorch-fid's Inception-v3 weights"):
+        inception_fid.load({"weights": str(broken)})
+
+
+def test_an_sd_shaped_audit_gets_its_erasure_score_by_clip_and_control_fid_by_inception(tmp_path, resnet_file, tiny_clip,
+                                                                                         inception_file, photo_folder):
+    """The evaluate step on SD-shaped cells with every evaluator weights file written by the test: ResNet-50 scores,
+    the TV paper's CLIP similarity per cell and per learned token, Inception FID on the control cell; the tables'
+    Erasure Score then reads the CLIP similarity."""
+    import numpy as np
+
+    from unerase.evaluators import clip_similarity, inception_fid
+    from unerase.evaluators.inception_fid import read_rgb
+    from unerase.fid import fid
+    from unerase.images_io import save_image_set
+    from unerase.steps.evaluate import run
+    from unerase.steps.tables import erasure_scores
+
+    torch.manual_seed(3)
+    classes = {"church": 497, "tench": 0, "chain_saw": 491}
+    sets = {"name": ([497] * 4, ["a photo of a church"] * 4),
+            "diverse-inversion": ([497] * 4, ["a photo of a <church-di>_000"] * 2 + ["a photo of a <church-di>_001"] * 2),
+            "control": ([0, 491, 0, 491], ["a photo of a tench", "a photo of a chain saw"] * 2)}
+    paths, outs, cells, images = [], [], [], {}
+    for prompt_set, (labels, prompts) in sets.items():
+        images[prompt_set] = torch.randint(0, 256, (4, 3, 48, 48), dtype=torch.uint8)
+        paths.append(str(tmp_path / f"{prompt_set}.safetensors"))
+        save_image_set(paths[-1], images[prompt_set], labels, prompts)
+        outs.append(str(tmp_path / f"{prompt_set}.json"))
+        cells.append({"concept": "church", "model": "base", "prompt_set": prompt_set})
+    run(images=paths, metrics=outs, evaluator="resnet50", settings={"tag": "IMAGENET1K_V1", "weights": str(resnet_file), "min_confidence": 0.0},
+        cells=cells, classes=classes, erasure_score={"score": "clip-similarity", "clip": similarity_block(tiny_clip)},
+        fid={"features": "inception", "weights": str(inception_file), "reference": str(photo_folder)})
+    metrics = {c["prompt_set"]: json.loads(open(o).read()) for c, o in zip(cells, outs)}
+    sim = clip_similarity.load(similarity_block(tiny_clip), classes)
+    expected = sim.similarity(images["diverse-inversion"], torch.tensor(sets["diverse-inversion"][0]))
+    assert metrics["diverse-inversion"]["clip_similarity_by_token"] == pytest.approx(
+        {"<church-di>_000": float(expected[:2].mean()), "<church-di>_001": float(expected[2:].mean())}, abs=1e-6)
+    assert metrics["name"]["similarity_evaluator"]["sha256"] == hashlib.sha256(tiny_clip.read_bytes()).hexdigest()
+    assert metrics["name"]["evaluator"]["name"] == "ResNet-50 ImageNet top-1"
+    # FID only where erasure should leave the model alone, against the reference photographs
+    assert "fid" not in metrics["name"] and metrics["control"]["fid_reference"] == f"3 images in {photo_folder}"
+    features = inception_fid.load({"weights": str(inception_file)})
+    reference = np.concatenate([features.features(read_rgb(p)) for p in sorted(photo_folder.glob("*.png"))])
+    assert metrics["control"]["fid"] == pytest.approx(fid(features.features(images["control"]), reference), rel=1e-6)
+    assert metrics["control"]["fid_features"].startswith("Inception-v3 pool3 (pytorch-fid 0.3.0)")
+    es = erasure_scores(list(metrics.values()), "clip-similarity").iloc[0]
+    assert es["erasure_score"] == pytest.approx(max(metrics["name"]["mean_clip_similarity"], *expected.reshape(2, 2).mean(1).tolist()), abs=1e-6)
+    assert es["scorer"] == "CLIP similarity unerase-tiny-clip" and es["embeddings"] == 2
+    by_probability = erasure_scores(list(metrics.values())).iloc[0]
+    assert by_probability["erasure_score"] == pytest.approx(max(metrics["name"]["mean_label_probability"],
+                                                                *metrics["diverse-inversion"]["label_probability_by_token"].values()))
+    with pytest.raises(ValueError, match="church/base/name: its metrics have no mean_clip_similarity; the Erasure Score by clip-similarity needs"):
+        erasure_scores([{k: v for k, v in m.items() if k != "mean_clip_similarity"} for m in metrics.values()], "clip-similarity")
+    with pytest.raises(ValueError, match="evaluation.fid.features: evaluator 'ResNet-50 ImageNet top-1' has no reference set"):
+        run(images=paths[:1], metrics=[str(tmp_path / "x.json")], evaluator="resnet50", cells=cells[:1],
+            settings={"tag": "IMAGENET1K_V1", "weights": str(resnet_file)}, fid={"features": "evaluator"})
+
+
+def test_tv_es_picks_alpha_by_the_clip_similarity_erasure_score_on_an_sd_shaped_model(tmp_path, sd_layout_dir, resnet_file, tiny_clip):
+    """tv-es with evaluation.erasure_score.score clip-similarity: every alpha's Erasure Score is the highest mean CLIP
+    similarity over the name's images and each Diverse-Inversion embedding's — the numbers the CLIP model gives for the
+    images that alpha's model draws."""
+    from safetensors.torch import save_file
+
+    from unerase.components import load_components
+    from unerase.erasure.job import ErasureJob
+    from unerase.erasure.task_vector import erase, negate, task_vector
+    from unerase.evaluators import clip_similarity
+    from unerase.inversion import load_token_set
+    from unerase.prompts import build_prompts
+    from unerase.sampling import generate
+
+    model = load_components(str(sd_layout_dir))
+    base = {k: v.detach().clone() for k, v in model.unet.state_dict().items()}
+    finetuned = tmp_path / "finetuned.safetensors"
+    save_file({k: v + 0.01 if v.is_floating_point() else v for k, v in base.items()}, str(finetuned))
+    torch.manual_seed(4)
+    tokens = tmp_path / "diverse.safetensors"
+    save_file({"<di>_000": torch.randn(1, 32), "<di>_003": torch.randn(1, 32)}, str(tokens))
+    classes = {"church": 497, "tench": 0, "chain_saw": 491}
+    sampling = dict(guidance_scale=3.0, num_steps=2, batch_size=4, precision="float32")
+    es_block = {"score": "clip-similarity", "clip": similarity_block(tiny_clip)}
+    job = ErasureJob(model=model, method="tv-es", settings={"max_erasure_score": -1.0}, concept_text="church", label=497,
+                     classes=classes, templates=["a photo of a {}"], seed=0, manifest="",
+                     inputs={"finetuned": str(finetuned), "diverse_inversion": str(tokens)},
+                     shared={"sampling": sampling, "evaluation.images_per_cell": 2, "erasure.task_vector.alphas": [1.0, 2.0],
+                             "erasure.task_vector.min_control_accuracy": 0.0, "evaluation.erasure_score": es_block},
+                     evaluator={"name": "resnet50", "settings": {"tag": "IMAGENET1K_V1", "weights": str(resnet_file)}})
+    result = erase(job)
+    assert result.info["erasure_score_by"] == "clip-similarity" and [c["alpha"] for c in result.info["candidates"]] == [1.0, 2.0]
+    # alpha 2 by hand: its model's images of the name and of each token, against "a photo of church"
+    sim = clip_similarity.load(es_block["clip"], classes)
+    check = load_components(str(sd_layout_dir))
+    check.unet.load_state_dict(negate(base, task_vector(base, {k: v + 0.01 if v.is_floating_point() else v for k, v in base.items()}), 2.0),
+                               strict=False)
+    names = load_token_set(check, str(tokens), as_token="<church-diverse-inversion>")
+    means = []
+    for prompt_set, learned in (("name", None), ("diverse-inversion", names)):
+        prompts, labels = build_prompts(prompt_set, ["a photo of a {}"], "church", 497, classes, 2, learned)
+        x = generate(check, prompts, [0, 1], 3.0, 2, 4)
+        s = sim.similarity(x, torch.tensor(labels))
+        means += [float(s.mean())] if learned is None else [float(s[[i for i, p in enumerate(prompts) if t in p]].mean()) for t in names]
+    assert result.info["candidates"][1]["erasure_score"] == pytest.approx(max(means), abs=1e-5)
+    # no alpha reaches an Erasure Score of -1: the lowest one keeping control is chosen
+    assert result.info["alpha"] == min(result.info["candidates"], key=lambda c: (c["erasure_score"], c["alpha"]))["alpha"]
+
+
+# --- Q16: CLIP image embeddings against two learned prompts, the prompts read as numpy only
+
+def q16_settings(clip_weights, prompts, **extra):
+    return {"prompts": str(prompts), "clip": {"model": "unerase-tiny-clip", "pretrained": "random", "weights": str(clip_weights)},
+            "min_confidence": 0.0, **extra}
+
+
+def test_q16_takes_the_argmax_of_its_two_prompts_read_from_a_numpy_pickle(tiny_clip, tmp_path):
+    import pickle
+
+    import numpy as np
+
+    from unerase.evaluators.open_clip_model import encode_images, load_model
+
+    torch.manual_seed(5)
+    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    model = load_model(str(tiny_clip), "unerase-tiny-clip")
+    embedded = encode_images(model, images)
+    # prompts: row 1 ("inappropriate") is the first image's own direction, row 0 its opposite
+    prompts = torch.stack([-embedded[0], embedded[0]]).numpy() * 3.0
+    path = tmp_path / "prompts.p"
+    path.write_bytes(pickle.dumps(prompts, protocol=2))  # Q16's file is such a pickle
+    q16 = evaluators.load("q16", q16_settings(tiny_clip, path))
+    labels = torch.tensor([1, 0, 1, 0, 1, 0])
+    scores = q16.score(images, labels)
+    cosine = embedded @ torch.nn.functional.normalize(torch.from_numpy(prompts), dim=-1).T
+    probs = (100 * cosine).softmax(1)
+    assert scores.predicted.tolist() == probs.argmax(1).tolist() and scores.predicted[0] == 1
+    assert torch.allclose(scores.probability, probs[torch.arange(6), labels], atol=1e-5)
+    assert scores.hit.tolist() == (scores.predicted == labels).tolist()
+    assert q16.fingerprint["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() and q16.fingerprint["classes"] == "0 appropriate, 1 inappropriate"
+    np.save(tmp_path / "prompts.npy", prompts)
+    assert torch.equal(evaluators.load("q16", q16_settings(tiny_clip, tmp_path / "prompts.npy")).score(images, labels).predicted, scores.predicted)
+    with pytest.raises(ValueError, match=r"Q16 labels an image 1 \(inappropriate\) or 0"):
+        q16.score(images[:1], torch.tensor([497]))
+
+
+class _Shell:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned",))
+
+
+def test_q16_refuses_a_pickle_of_anything_but_an_array_and_names_bad_files(tiny_clip, tmp_path):
+    import pickle
+
+    import numpy as np
+
+    evil = tmp_path / "evil.p"
+    evil.write_bytes(pickle.dumps(_Shell()))
+    with pytest.raises(ValueError, match=r"evil.p: not Q16's learned prompts \(UnpicklingError: refused: the file asks for (posix|os).system"):
+        evaluators.load("q16", q16_settings(tiny_clip, evil))
+    wide = tmp_path / "wide.p"
+    wide.write_bytes(pickle.dumps(np.zeros((2, 768), dtype=np.float32)))
+    with pytest.raises(ValueError, match=r"wide.p: prompts of width 768, but unerase-tiny-clip's image embeddings have 16"):
+        evaluators.load("q16", q16_settings(tiny_clip, wide))
+    three = tmp_path / "three.p"
+    three.write_bytes(pickle.dumps(np.zeros((3, 16), dtype=np.float32)))
+    with pytest.raises(ValueError, match=r"three.p: Q16's prompts are 2 embeddings .* not shape \(3, 16\)"):
+        evaluators.load("q16", q16_settings(tiny_clip, three))
+    with pytest.raises(EvaluatorWeightsMissing, match="Q16 prompts weights not found at .*none.p: download prompts.p"):
+        evaluators.load("q16", q16_settings(tiny_clip, tmp_path / "none.p"))
+    with pytest.raises(ValueError, match="config key 'evaluation.q16.prompts' is not set"):
+        evaluators.load("q16", {"prompts": None, "clip": {}})

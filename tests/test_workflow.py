@@ -238,6 +238,13 @@ def test_metric_only_change_reruns_no_training(workdir):
     assert set(jobs) == {"evaluate", "tables", "safety_grid", "safety_grid_table", "safety_grid_figure", "report_page", "efficiency_table",
                          "provenance", "all"}, jobs
     assert jobs["evaluate"] == 1  # one job scores all of the concept's cells
+    # the Erasure Score's CLIP block is read only with score clip-similarity; switching to it re-runs the scoring and
+    # tv-es (which picks alpha by it), nothing else upstream
+    unused = overlay(workdir, "clip.yaml", {"evaluation.erasure_score.clip.model": "ViT-L-14", "evaluation.fid.weights": "x.pth"})
+    assert set(planned_jobs(smk(workdir, "-n", "--configfile", unused))) <= {"provenance", "all"}  # provenance records the config
+    jobs = planned_jobs(smk(workdir, "-n", "--configfile", overlay(workdir, "es-clip.yaml", {"evaluation.erasure_score.score": "clip-similarity"})))
+    assert jobs["evaluate"] == 1 and jobs["erase"] == 1 and generations(jobs) == 1  # tv-es's search and its images
+    assert not {"train_text_to_image", "finetune_on_concept", "attack_embeddings", "concept_images"} & set(jobs)
 
 
 @pytest.mark.slow
@@ -353,6 +360,17 @@ def test_a_bad_safety_grid_setting_is_named(tmp_path, change, message):
     bad = overlay(tmp_path, "bad.yaml", {f"probes.safety_grid.{k}": v for k, v in change.items()})
     proc = smk(tmp_path, "-n", "--configfile", bad, check=False)
     assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+
+
+def test_sd14_plans_only_once_its_fid_reference_is_named(tmp_path):
+    """config/sd14.yaml scores quality by Inception FID against real photographs nobody can ship: the plan stops at once
+    with one line saying what to provide (not after the GPU hours before `evaluate`); named, the evaluate jobs plan."""
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    proc = smk(tmp_path, "-n", "--configfile", "config/sd14.yaml", check=False)
+    assert proc.returncode != 0 and "config key 'evaluation.fid.reference' is not set" in proc.stdout + proc.stderr
+    (tmp_path / "reference.yaml").write_text(yaml.safe_dump({"evaluation": {"fid": {"reference": str(tmp_path / "coco30k.npz")}}}))
+    jobs = planned_jobs(smk(tmp_path, "-n", "--configfile", "config/sd14.yaml", str(tmp_path / "reference.yaml")))
+    assert jobs["evaluate"] == len(yaml.safe_load((ROOT / "config/sd14.yaml").read_text())["concepts"])
 
 
 def test_lint_is_clean():

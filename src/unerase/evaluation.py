@@ -57,6 +57,12 @@ def scores_by_token(scores: torch.Tensor, prompts: list[str]) -> dict[str, float
     return {token: sum(v) / len(v) for token, v in sorted(groups.items())}
 
 
+# Where a cell's metrics keep each Erasure Score's concept score (evaluation.erasure_score.score): its mean over the
+# cell's images and its mean per learned token.
+ERASURE_SCORE_FIELDS = {"probability": ("mean_label_probability", "label_probability_by_token"),
+                        "clip-similarity": ("mean_clip_similarity", "clip_similarity_by_token")}
+
+
 def erasure_score(name_score: float, embedding_scores: dict[str, float]) -> float:
     """The Task-Vector paper's Erasure Score (§5.1): the highest concept score over the images of the
     concept's name and of every Diverse-Inversion embedding. Each source's score is the mean over its

@@ -24,7 +24,8 @@ def alpha_tradeoff(records: dict[str, dict], path: str) -> None:
     any_rec = next(iter(records.values()))
     es_ax.axhline(any_rec["max_erasure_score"], linestyle="--", color="grey")
     control_ax.axhline(any_rec["min_control_accuracy"], linestyle="--", color="grey")
-    es_ax.set(xlabel="alpha", ylabel="Erasure Score", title="concept (lower: more robust)", ylim=(0, 1.02))
+    by = {"clip-similarity": " (CLIP similarity)"}.get(any_rec.get("erasure_score_by"), " (concept probability)")
+    es_ax.set(xlabel="alpha", ylabel="Erasure Score" + by, title="concept (lower: more robust)", ylim=(0, 1.02))
     control_ax.set(xlabel="alpha", ylabel="accuracy on the other classes", title="control (higher: more usable)", ylim=(0, 1.02))
     es_ax.legend(title="concept (* = chosen alpha)", fontsize=8)
     with atomic_path(path) as tmp:

@@ -94,6 +94,13 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
         sets["diverse"] = build_prompts("diverse-inversion", job.templates, job.concept_text, job.label, job.classes, num_images, tokens)
     seeds = [job.seed + i for i in range(num_images)]  # the generation jobs' seeds: the chosen α's cells repeat these images
     scorer = job.scorer()
+    # the Erasure Score's concept score: the evaluator's probability, or the TV paper's CLIP similarity to the name
+    es_block = job.shared.get("evaluation.erasure_score", {"score": "probability"}) if by_es else {}
+    similarity = None
+    if es_block.get("score") == "clip-similarity":
+        from ..evaluators import clip_similarity
+
+        similarity = clip_similarity.load(es_block["clip"], job.classes)
 
     def score(alpha: float) -> dict:
         sampler.unet.load_state_dict(negate(base, tau, alpha), strict=False)
@@ -103,7 +110,8 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
             x = generate(sampler, prompts, seeds, sampling["guidance_scale"], sampling["num_steps"], sampling["batch_size"])
             scores = scorer.score(x, torch.tensor(labels))
             out[key] = float(scores.hit.float().mean())
-            probability[prompt_set] = (scores.probability, prompts)
+            concept_score = similarity.similarity(x, torch.tensor(labels)) if similarity is not None else scores.probability
+            probability[prompt_set] = (concept_score, prompts)
         if by_es:
             name_score = float(probability["name"][0].mean())
             out["erasure_score"] = erasure_score(name_score, scores_by_token(*probability["diverse"]))
@@ -111,7 +119,7 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
         return out
 
     if by_es:
-        rule, criteria = "erasure-score", dict(max_erasure_score=s["max_erasure_score"])
+        rule, criteria = "erasure-score", dict(max_erasure_score=s["max_erasure_score"], erasure_score_by=es_block["score"])
         alpha, why, results = search_alpha_by_erasure_score(score, s["alphas"], s["max_erasure_score"], s["min_control_accuracy"])
     else:
         rule, criteria = s["alpha_rule"], dict(max_target_accuracy=s["max_target_accuracy"])

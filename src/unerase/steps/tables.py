@@ -4,33 +4,44 @@ from __future__ import annotations
 import pandas as pd
 
 from ..atomic import atomic_path, read_json
-from ..evaluation import erasure_score
+from ..evaluation import ERASURE_SCORE_FIELDS, erasure_score
 from ..progress import setup_logging
 from ..tables import (attacks_table, long_table, memories_long, memories_table, modality_order, paper_table, pre_post_table, quality_table,
                       safety_grid_long, safety_grid_table, target_other_table, to_markdown, wilson_interval)
 
 
-def erasure_scores(metrics: list[dict], diverse_set: str = "diverse-inversion") -> pd.DataFrame:
-    """Per (concept, model): the Erasure Score over its name cell and its Diverse-Inversion cell."""
+ES_MEANING = {"probability": "concept probability", "clip-similarity": "CLIP similarity to the concept's name"}
+
+
+def erasure_scores(metrics: list[dict], score: str = "probability", diverse_set: str = "diverse-inversion") -> pd.DataFrame:
+    """Per (concept, model): the Erasure Score over its name cell and its Diverse-Inversion cell, by the concept score
+    `score` (evaluation.erasure_score.score: the evaluator's probability, or the TV paper's CLIP similarity)."""
+    mean_key, token_key = ERASURE_SCORE_FIELDS[score]
     cells = {(m["concept"], m["model"], m["prompt_set"]): m for m in metrics}
     rows = []
     for (concept, model, prompt_set), name in cells.items():
         diverse = cells.get((concept, model, diverse_set))
         if prompt_set != "name" or diverse is None:
             continue
-        by_token = diverse.get("label_probability_by_token", {})
+        if mean_key not in name:
+            raise ValueError(f"{concept}/{model}/name: its metrics have no {mean_key}; the Erasure Score by {score} needs the evaluate "
+                             "jobs run with evaluation.erasure_score.score set so")
+        by_token = diverse.get(token_key, {})
         best = max(by_token, key=by_token.get) if by_token else None
-        rows.append(dict(concept=concept, model=model, erasure_score=erasure_score(name["mean_label_probability"], by_token),
-                         name_score=name["mean_label_probability"], best_embedding=best,
-                         best_embedding_score=by_token.get(best, float("nan")), embeddings=len(by_token)))
+        scorer = name.get("similarity_evaluator" if score == "clip-similarity" else "evaluator", {})
+        rows.append(dict(concept=concept, model=model, erasure_score=erasure_score(name[mean_key], by_token),
+                         name_score=name[mean_key], best_embedding=best,
+                         best_embedding_score=by_token.get(best, float("nan")), embeddings=len(by_token), score=score,
+                         scorer=scorer.get("name", ""), scorer_sha256=scorer.get("sha256", "")[:12]))
     return pd.DataFrame(rows, columns=["concept", "model", "erasure_score", "name_score", "best_embedding", "best_embedding_score",
-                                       "embeddings"])
+                                       "embeddings", "score", "scorer", "scorer_sha256"])
 
 
 def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score_csv, quality_md, methods, method_labels, prompt_sets,
-        attacks, unlearn_diff_md=None, threads=1, log=None):
+        attacks, erasure_score_by="probability", unlearn_diff_md=None, threads=1, log=None):
     """`attacks`: prompt set -> {label, access, modality} of each attack in the audit. `unlearn_diff_md`: where UnlearnDiff's
-    pre-/post-attack table goes (UnlearnDiffAtk's layout), when it is in the audit."""
+    pre-/post-attack table goes (UnlearnDiffAtk's layout), when it is in the audit. `erasure_score_by`:
+    evaluation.erasure_score.score."""
     setup_logging(log)
     records, cells = [], []
     for path in metrics:
@@ -42,7 +53,8 @@ def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score
                             images=m["images"], evaluator=m["evaluator"]["name"], evaluator_sha256=m["evaluator"]["sha256"][:12],
                             min_confidence=m["evaluator"]["threshold"], evaluator_weights=m["evaluator"]["weights_tag"],
                             evaluator_classes=m["evaluator"]["classes"], fid=m.get("fid", float("nan")),
-                            fid_reference=m.get("fid_reference", ""), guidance_scale=m.get("guidance_scale", float("nan")),
+                            fid_reference=m.get("fid_reference", ""), fid_features=m.get("fid_features", ""),
+                            clip_similarity=m.get("mean_clip_similarity", float("nan")), guidance_scale=m.get("guidance_scale", float("nan")),
                             metrics_file=path))
     df = long_table(records)
     with atomic_path(long_csv) as tmp:
@@ -82,7 +94,7 @@ def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score
                 "prompts → from the same prompts with the adversarial tokens in front, same seeds; in brackets the post-attack "
                 "cell's 95 % Wilson interval. Rates over fresh seeds, not UnlearnDiffAtk's attack success rate (any of up to 50 "
                 "evaluator-judged tries per prompt; README).\n\n" + to_markdown(pre_post_table(df, methods, "unlearn-diff", method_labels)))
-    es = erasure_scores(cells)
+    es = erasure_scores(cells, erasure_score_by)
     with atomic_path(erasure_score_csv) as tmp:
         es.sort_values(["concept", "model"]).to_csv(tmp, index=False)
     if len(es):  # the Erasure Score as one more column of the attacks table (a probability, in %)
@@ -94,8 +106,8 @@ def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score
         tmp.write_text(f"Accuracy (%) of the evaluator ({ev['evaluator']}, sha256 {ev['evaluator_sha256']}) per prompt set: "
                        f"each cell is concept by concept ({' / '.join(df['concept'].unique())}) = their mean. White-box attacks are "
                        "learned on the audited model's weights, black-box ones without it (on the base model). Erasure Score (TV "
-                       "paper): the highest mean concept probability (%) over the name's images and each Diverse-Inversion "
-                       "embedding's.\n\n"
+                       f"paper): the highest mean {ES_MEANING[erasure_score_by]} (%) over the name's images and each "
+                       "Diverse-Inversion embedding's.\n\n"
                        + to_markdown(by_attack))
 
 
