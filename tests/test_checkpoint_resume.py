@@ -1,4 +1,4 @@
-"""A killed training job resumes from its checkpoint and ends where an uninterrupted one would."""
+"""A killed training job resumes from its checkpoint and ends where an uninterrupted one would; training repeats itself."""
 import pytest
 import torch
 from diffusers import AutoencoderKL
@@ -57,3 +57,23 @@ def test_caption_rng_survives_a_checkpoint():
     again = random.Random()
     again.setstate(checkpoint.pyrng_from_tensor(state))
     assert [again.random() for _ in range(3)] == expected
+
+
+def test_the_base_model_trains_to_the_same_weights_on_two_threads(tmp_path):
+    """Two threads made the text-to-image training drift run to run (kernels accumulating in thread order); it trains
+    under PyTorch's deterministic kernels on the CPU, so two runs end bitwise equal — and the switch is put back."""
+    from diffusers import UNet2DConditionModel
+
+    embedded_model.train_vae(str(tmp_path / "vae"), **{**KW, "steps": 2, "checkpoint_every": 100})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for run in ("a", "b"):
+            embedded_model.train_text_to_image(str(tmp_path / "vae"), str(tmp_path / run), templates=["the digit {}", "{}"], steps=20,
+                                               batch_size=32, lr_unet=1e-3, lr_text=5e-4, warmup=5, grad_clip=1.0, empty_caption_prob=0.1,
+                                               seed=0, device=torch.device("cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    assert not torch.are_deterministic_algorithms_enabled()
+    a, b = (UNet2DConditionModel.from_pretrained(tmp_path / run / "unet").state_dict() for run in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

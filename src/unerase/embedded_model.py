@@ -16,6 +16,7 @@ from .diffusion import LatentBank, denoising_loss
 from .digits import DIGIT_NAMES, load_digit_images
 from .progress import Progress, log
 from .prompts import sample_caption
+from .runtime import repeatable_on_cpu
 from .text import encode
 from .tokenizer import build_clip_tokenizer
 
@@ -93,20 +94,21 @@ def train_text_to_image(vae_dir: str, out_dir: str, *, templates: list[str], ste
         rng.setstate(pyrng_from_tensor(state["pyrng"])); set_rng_state(state["rng"]); start = state["step"]
     progress = Progress("text-to-image", steps, start)
     trainable = list(unet.parameters()) + list(text_encoder.parameters())
-    for step in range(start, steps):
-        idx = torch.randint(0, len(bank), (batch_size,), generator=gen)
-        captions = [sample_caption(rng, templates, DIGIT_NAMES[int(labels[i])], empty_caption_prob) for i in idx]
-        context = encode(tokenizer, text_encoder, captions)
-        loss = denoising_loss(unet, scheduler, bank.draw(idx, gen), context, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
-        opt.step()
-        sched.step()
-        progress.update(step, loss.item())
-        ckpt.maybe_save(step, steps, lambda: dict(unet=unet.state_dict(), text=text_encoder.state_dict(), opt=opt.state_dict(),
-                                                  sched=sched.state_dict(), gen=gen.get_state(), rng=rng_state(),
-                                                  pyrng=pyrng_to_tensor(rng.getstate())))
+    with repeatable_on_cpu(device):  # it trains on every core the job has: the same weights on every run
+        for step in range(start, steps):
+            idx = torch.randint(0, len(bank), (batch_size,), generator=gen)
+            captions = [sample_caption(rng, templates, DIGIT_NAMES[int(labels[i])], empty_caption_prob) for i in idx]
+            context = encode(tokenizer, text_encoder, captions)
+            loss = denoising_loss(unet, scheduler, bank.draw(idx, gen), context, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
+            opt.step()
+            sched.step()
+            progress.update(step, loss.item())
+            ckpt.maybe_save(step, steps, lambda: dict(unet=unet.state_dict(), text=text_encoder.state_dict(), opt=opt.state_dict(),
+                                                      sched=sched.state_dict(), gen=gen.get_state(), rng=rng_state(),
+                                                      pyrng=pyrng_to_tensor(rng.getstate())))
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder.eval(), tokenizer=tokenizer, unet=unet.eval(),
                                    scheduler=architecture.make_sampling_scheduler(), safety_checker=None,
                                    feature_extractor=None, requires_safety_checker=False)
