@@ -384,6 +384,11 @@ def method_labels():
     return {m: stack_label(m) for m in METHODS}
 
 
+def prompt_set_labels():
+    """Column titles of the prompt sets: the name, each attack's label, the other classes."""
+    return {"name": "name", **{a: ATTACKS[a].label for a in ATTACKS_RUN}, "control": "control"}
+
+
 def concept_label(wildcards):
     return config["classes"][wildcards.concept]
 
@@ -512,7 +517,10 @@ def audit_outputs():
         "results/tables/erasure_vs_inversion.md",
         "results/tables/attacks.md",
         "results/evaluator/classifier.json",
-    ] + [f"results/erased/{c}/{w}/erasure.json" for c in CONCEPTS for w in sorted({weight_part(m) for m in METHODS} - {None})] + (
+        "results/figures/crr_grid.png",
+    ] + [f"results/figures/overview_{c}.png" for c in CONCEPTS] + (
+        [f"results/figures/diverse_inversion_{c}.png" for c in CONCEPTS] if "diverse-inversion" in ATTACKS_RUN else []) + [
+        f"results/erased/{c}/{w}/erasure.json" for c in CONCEPTS for w in sorted({weight_part(m) for m in METHODS} - {None})] + (
         ["results/figures/tv_es_alpha.png"] if "tv-es" in {weight_part(m) for m in METHODS} else []) + (
         [f"results/figures/memories_nll_{c}.png" for c in CONCEPTS] + ["results/tables/memories.md"] if "memories" in PROBES_RUN else []) + (
         ["results/figures/safety_grid.png", "results/tables/safety_grid.md"] if "safety-grid" in PROBES_RUN else [])

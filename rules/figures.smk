@@ -5,6 +5,31 @@ localrules:
     alpha_tradeoff,
     memories_figure,
     safety_grid_figure,
+    overview_figure,
+    diverse_inversion_figure,
+    crr_grid_figure,
+
+
+rule overview_figure:
+    # One concept's audit at a glance (CCE Fig. 1, TV paper Fig. 5): a row per model, a column per prompt set,
+    # each cell's first images and its accuracy.
+    input:
+        images=lambda wc: [f"results/generations/{wc.concept}/{m}/{s}.safetensors" for m, s in cells_of(wc.concept)],
+        metrics=lambda wc: [f"results/metrics/{wc.concept}/{m}/{s}.json" for m, s in cells_of(wc.concept)],
+    output:
+        figure=report("results/figures/overview_{concept}.png", category="Overview", subcategory="{concept}"),
+    log:
+        log_path("figures", "overview_{concept}"),
+    params:
+        code=package_code("overview_figure.py"),
+        concept="{concept}",
+        cells=lambda wc: [{"model": m, "prompt_set": s} for m, s in cells_of(wc.concept)],
+        model_labels={"base": "base", **method_labels()},
+        set_labels=prompt_set_labels(),
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/overview_figure.py"
 
 
 rule alpha_tradeoff:
@@ -57,3 +82,42 @@ rule safety_grid_figure:
         "../envs/report.yaml"
     script:
         "../scripts/safety_grid_figure.py"
+
+
+rule diverse_inversion_figure:
+    # TV paper §4.1: how far Diverse Inversion's embeddings lie from the name, and what each draws on each model.
+    input:
+        record="results/attacks/{concept}/base/diverse-inversion/attack.json",
+        metrics=lambda wc: [f"results/metrics/{wc.concept}/{m}/diverse-inversion.json" for m in AUDITED_MODELS],
+    output:
+        figure=report("results/figures/diverse_inversion_{concept}.png", category="Attacks", subcategory="{concept}"),
+    log:
+        log_path("figures", "diverse_inversion_{concept}"),
+    params:
+        code=package_code("diverse_inversion_figure.py"),
+        concept="{concept}",
+        models=AUDITED_MODELS,
+        model_labels={"base": "base", **method_labels()},
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/diverse_inversion_figure.py"
+
+
+rule crr_grid_figure:
+    # M-ErasureBench's Concept Reproduction Rate grid (models by input modality and access) as a heat map.
+    input:
+        long_csv="results/tables/accuracy.csv",
+    output:
+        figure=report("results/figures/crr_grid.png", category="Overview"),
+    log:
+        log_path("figures", "crr_grid"),
+    params:
+        code=package_code("crr_grid_figure.py"),
+        methods=METHODS,
+        method_labels={"base": "base", **method_labels()},
+        attacks={a: {"label": ATTACKS[a].label, "access": ATTACKS[a].access, "modality": ATTACKS[a].modality} for a in ATTACKS_RUN},
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/crr_grid_figure.py"

@@ -160,6 +160,9 @@ def test_whole_dag_writes_tables_and_logs(workdir):
     assert by_es["rule"] == "erasure-score" and [c["alpha"] for c in by_es["candidates"]] == [1.0, 2.0]  # every alpha scored
     assert all(0 <= c["erasure_score"] <= 1 for c in by_es["candidates"]) and by_es["alpha"] in (1.0, 2.0)
     assert (workdir / "results/figures/tv_es_alpha.png").read_bytes()[:4] == b"\x89PNG"
+    assert (workdir / "results/figures/overview_zero.png").read_bytes()[:4] == b"\x89PNG"
+    assert (workdir / "results/figures/diverse_inversion_zero.png").read_bytes()[:4] == b"\x89PNG"
+    assert (workdir / "results/figures/crr_grid.png").read_bytes()[:4] == b"\x89PNG"
     pruned = json.loads((workdir / "results/erased/zero/tv-pruned/erasure.json").read_text())
     assert pruned["groups"] == ["up-attention"] and 0 < pruned["changed_tensors"] < json.loads(
         (workdir / "results/erased/zero/tv/erasure.json").read_text())["changed_tensors"]
@@ -216,12 +219,14 @@ def test_the_report_opens_in_a_browser_with_its_tables_and_figures(workdir, tmp_
     smk(workdir, "--configfile", ".test/config.yaml", "--report", str(report))
     raw = report.read_text()
     for path in ("results/report/efficiency.html", "results/report/erasure_vs_inversion.html", "results/figures/safety_grid.png",
-                 "results/figures/tv_es_alpha.png", "results/figures/memories_nll_zero.png", "results/generations/zero/esd-x/inversion.png"):
+                 "results/figures/tv_es_alpha.png", "results/figures/memories_nll_zero.png", "results/generations/zero/esd-x/inversion.png",
+                 "results/figures/overview_zero.png", "results/figures/diverse_inversion_zero.png",
+                 "results/figures/crr_grid.png"):
         assert path in raw, path  # every table page and figure is embedded
     dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000", "--dump-dom",
                           report.as_uri()], capture_output=True, text=True, timeout=180).stdout
     rendered = re.sub(r"<script.*?</script>", "", dom, flags=re.S)  # what the page's code drew, not the data it carries
-    for category in ("Tables", "Probes", "Erasure", "Generations", "Concept images"):
+    for category in ("Tables", "Probes", "Erasure", "Generations", "Concept images", "Overview"):
         assert category in rendered, category
 
 

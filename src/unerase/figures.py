@@ -71,3 +71,94 @@ def safety_grid_curves(path: str, by_concept: dict[str, dict[str, dict[int, floa
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+
+
+def tile(images, per_row: int = 2, max_side: int = 96) -> np.ndarray:
+    """The first images of a cell as one (H, W[, 3]) uint8 tile, `per_row` across, each at most `max_side` pixels
+    (SD 1.4's 512-pixel images are shrunk with antialiasing; the embedded model's 16-pixel digits stay as drawn)."""
+    import torch
+    import torch.nn.functional as F
+
+    x = images
+    if x.shape[-1] > max_side:
+        x = F.interpolate(x.float(), size=(max_side, max_side), mode="bilinear", antialias=True).round().clamp(0, 255).to(torch.uint8)
+    n, c, h, w = x.shape
+    rows = -(-n // per_row)
+    canvas = torch.full((c, rows * h + rows - 1, per_row * w + per_row - 1), 255, dtype=torch.uint8)  # 1-pixel white gaps
+    for i, img in enumerate(x):
+        r, col = divmod(i, per_row)
+        canvas[:, r * (h + 1):r * (h + 1) + h, col * (w + 1):col * (w + 1) + w] = img
+    arr = canvas.permute(1, 2, 0).numpy()
+    return arr[..., 0] if c == 1 else arr
+
+
+def audit_overview(path: str, concept: str, cells: dict, models: list[str], prompt_sets: list[str],
+                   model_labels: dict[str, str], set_labels: dict[str, str]) -> None:
+    """One concept's audit at a glance, in the layout of the papers' qualitative figures (CCE Fig. 1, TV paper
+    Fig. 5): a row per model, a column per prompt set (the name, each attack, the other classes), each cell its
+    first images and the evaluator's accuracy on the whole cell. `cells[(model, prompt_set)] = (images, accuracy)`."""
+    fig, axes = plt.subplots(len(models), len(prompt_sets), figsize=(1.25 * len(prompt_sets) + 0.8, 1.35 * len(models) + 0.6),
+                             squeeze=False, constrained_layout=True)
+    for r, model in enumerate(models):
+        for c, prompt_set in enumerate(prompt_sets):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if (model, prompt_set) not in cells:
+                ax.axis("off")
+                continue
+            images, accuracy = cells[(model, prompt_set)]
+            picture = tile(images)
+            ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+            ax.set_xlabel(f"{100 * accuracy:.0f} %", fontsize=7, labelpad=1)
+            if r == 0:
+                ax.set_title(set_labels.get(prompt_set, prompt_set), fontsize=7)
+            if c == 0:
+                ax.set_ylabel(model_labels.get(model, model), fontsize=7)
+    fig.suptitle(f"{concept}: first images of each cell; below each, the share the evaluator reads as intended", fontsize=8)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def diverse_inversion_figure(path: str, concept: str, embeddings: list[dict], scores_by_model: dict[str, dict[int, float]],
+                             labels: dict[str, str] | None = None) -> None:
+    """The TV paper's Diverse Inversion (§4.1) read against the audit: left, how far the kept embeddings lie from
+    the concept name's (cosine similarity to its token embedding); right, each embedding's concept score on each
+    model against that similarity — an embedding far from the name that still draws the concept is what makes
+    the name-only evaluation optimistic. `embeddings`: the attack record's (index, similarity_to_concept, kept);
+    `scores_by_model[model][index]`: the mean concept score of that embedding's images."""
+    labels = labels or {}
+    kept = sorted((e for e in embeddings if e.get("kept", True)), key=lambda e: e["similarity_to_concept"])
+    fig, (hist_ax, score_ax) = plt.subplots(1, 2, figsize=(9.5, 3.2), constrained_layout=True)
+    hist_ax.hist([e["similarity_to_concept"] for e in kept], bins=np.linspace(-1, 1, 21), color="tab:grey")
+    hist_ax.set(xlabel="cosine similarity to the name's embedding", ylabel="kept embeddings", title=f"{concept}: {len(kept)} embeddings")
+    x = [e["similarity_to_concept"] for e in kept]
+    for model, scores in scores_by_model.items():
+        score_ax.plot(x, [100 * scores.get(e["index"], float("nan")) for e in kept], marker="o", markersize=4, linestyle="none",
+                      alpha=0.8, label=labels.get(model, model))
+    score_ax.set(xlabel="cosine similarity to the name's embedding", ylabel="concept score of its images (%)", ylim=(-3, 103),
+                 title="per embedding and model")
+    score_ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def crr_heatmap(path: str, rates: "np.ndarray", rows: list[str], columns: list[str], title: str) -> None:
+    """M-ErasureBench's Concept Reproduction Rate grid as a heat map: `rates` (len(rows), len(columns)) in [0, 1]
+    (NaN: not measured), each cell annotated in %."""
+    fig, ax = plt.subplots(figsize=(1.1 * len(columns) + 2.2, 0.38 * len(rows) + 1.6), constrained_layout=True)
+    image = ax.imshow(100 * rates, cmap="Reds", vmin=0, vmax=100, aspect="auto")
+    for r in range(len(rows)):
+        for c in range(len(columns)):
+            if not np.isnan(rates[r, c]):
+                ax.text(c, r, f"{100 * rates[r, c]:.0f}", ha="center", va="center", fontsize=7,
+                        color="white" if rates[r, c] > 0.6 else "black")
+    ax.set_xticks(range(len(columns)), columns, rotation=35, ha="right", fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    ax.set_title(title, fontsize=8)
+    fig.colorbar(image, ax=ax, label="concept reproduction rate (%)", shrink=0.8)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
