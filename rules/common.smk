@@ -448,14 +448,32 @@ def fid_settings():
     return block if block["features"] == "inception" else {"features": block["features"]}
 
 
-if config["evaluation"]["fid"]["features"] == "inception" and not config["evaluation"]["fid"]["reference"]:
-    raise ValueError("config key 'evaluation.fid.reference' is not set: Inception FID needs real photographs (a folder of images "
-                     "or pytorch-fid --save-stats statistics of one, e.g. COCO val2014), or set evaluation.fid.features: none")
+def _check_scoring_files():
+    """Files the scoring reads that the workflow does not make, checked when the plan is built (not after the GPU hours)."""
+    fid, q16 = config["evaluation"]["fid"], config["evaluation"]["q16"]
+    if fid["features"] == "inception" and not fid["reference"]:
+        raise ValueError("config key 'evaluation.fid.reference' is not set: Inception FID needs real photographs (a folder of "
+                         "images or pytorch-fid --save-stats statistics of one, e.g. COCO val2014), or set evaluation.fid.features: none")
+    if fid["features"] == "inception" and not os.path.exists(fid["reference"]):
+        raise ValueError(f"config key 'evaluation.fid.reference': {fid['reference']} does not exist")
+    if fid["features"] == "evaluator" and EVALUATOR != "digit-cnn":
+        raise ValueError(f"config key 'evaluation.fid.features': evaluator {EVALUATOR} has no reference set of real images; set "
+                         "features: inception with evaluation.fid.reference, or none")
+    if EVALUATOR == "q16" and not q16["prompts"]:
+        raise ValueError("config key 'evaluation.q16.prompts' is not set: Q16 needs its learned prompts (prompts.p of "
+                         "github.com/ml-research/Q16, data/ViT-L-14)")
+    if EVALUATOR == "q16" and not os.path.isfile(q16["prompts"]):
+        raise ValueError(f"config key 'evaluation.q16.prompts': {q16['prompts']} is not a file")
 
 
-if EVALUATOR == "q16" and not config["evaluation"]["q16"]["prompts"]:
-    raise ValueError("config key 'evaluation.q16.prompts' is not set: Q16 needs its learned prompts (prompts.p of "
-                     "github.com/ml-research/Q16, data/ViT-L-14)")
+def scoring_files(wildcards):
+    """The FID reference and Q16's prompts where configured: inputs of evaluate, so that a changed file re-scores."""
+    fid = config["evaluation"]["fid"]
+    files = [fid["reference"]] if fid["features"] == "inception" else []
+    return files + ([config["evaluation"]["q16"]["prompts"]] if EVALUATOR == "q16" else [])
+
+
+_check_scoring_files()
 
 
 def search_evaluator_settings():

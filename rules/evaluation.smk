@@ -15,6 +15,7 @@ rule evaluate:
     input:
         unpack(evaluator_inputs),
         images=lambda wc: [f"results/generations/{wc.concept}/{m}/{s}.safetensors" for m, s in cells_of(wc.concept)],
+        scoring_files=scoring_files,
     output:
         metrics=[f"results/metrics/{{concept}}/{m}/{s}.json" for m, s in cells_of(None)],
     log:

@@ -75,5 +75,8 @@ def test_the_base_model_trains_to_the_same_weights_on_two_threads(tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert not torch.are_deterministic_algorithms_enabled()
-    a, b = (UNet2DConditionModel.from_pretrained(tmp_path / run / "unet").state_dict() for run in ("a", "b"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    from transformers import CLIPTextModel
+
+    for part, cls in (("unet", UNet2DConditionModel), ("text_encoder", CLIPTextModel)):
+        a, b = (cls.from_pretrained(tmp_path / run / part).state_dict() for run in ("a", "b"))
+        assert all(torch.equal(a[k], b[k]) for k in a), part

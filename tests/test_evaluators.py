@@ -361,6 +361,7 @@ def test_inception_reference_statistics_are_pytorch_fids_own(inception_file, pho
     from unerase.evaluators import inception_fid
 
     features = inception_fid.load({"weights": str(inception_file)})
+    assert features.fingerprint["weights_tag"] == "custom Inception-v3 weights (pt_inception-random.pth)"  # not pytorch-fid's file
     mu, sigma, described = features.reference_statistics(str(photo_folder))
     assert described == f"3 images in {photo_folder}"
     files = sorted(str(p) for p in photo_folder.glob("*.png"))
@@ -552,3 +553,39 @@ def test_q16_refuses_a_pickle_of_anything_but_an_array_and_names_bad_files(tiny_
         evaluators.load("q16", q16_settings(tiny_clip, tmp_path / "none.p"))
     with pytest.raises(ValueError, match="config key 'evaluation.q16.prompts' is not set"):
         evaluators.load("q16", {"prompts": None, "clip": {}})
+
+
+def test_q16_refuses_crafted_arrays_that_numpy_itself_would_trust(tiny_clip, tmp_path):
+    """numpy's dtype restoration keeps the flags a file gives it: an object field over raw bytes reads attacker-chosen
+    pointers. The stand-ins build only float arrays of a plain shape from exactly their bytes."""
+    import pickle
+
+    import numpy as np
+
+    for name, bad in (("object", np.zeros(2, dtype=[("a", "O")])), ("ints", np.zeros((2, 16), dtype=np.int64)),
+                      ("huge", np.zeros((300, 300), dtype=np.float32)), ("dict", {"prompts": 1})):
+        path = tmp_path / f"{name}.p"
+        path.write_bytes(pickle.dumps(bad, protocol=2))
+        with pytest.raises(ValueError, match=rf"{name}.p: not Q16's learned prompts \(UnpicklingError: refused"):
+            evaluators.load("q16", q16_settings(tiny_clip, path))
+    from unerase.evaluators.q16 import load_prompts
+
+    for protocol in (2, 3, 4, 5):  # numpy's own pickles of a float array, whatever the protocol, come back exactly
+        prompts = np.random.default_rng(protocol).standard_normal((2, 16)).astype(np.float32)
+        (tmp_path / "ok.p").write_bytes(pickle.dumps(prompts, protocol=protocol))
+        assert torch.equal(load_prompts(str(tmp_path / "ok.p")), torch.from_numpy(prompts))
+
+
+def test_openai_clip_weights_get_quick_gelu(tiny_clip, monkeypatch):
+    """OpenAI's CLIP (Q16's ViT-L/14) was trained with QuickGELU; open_clip's architecture config alone builds GELU and
+    the tensors load either way, so the pretrained tag must decide."""
+    import open_clip
+
+    from unerase.evaluators import open_clip_model
+
+    assert open_clip_model.uses_quick_gelu("ViT-L-14", "openai") and not open_clip_model.uses_quick_gelu("ViT-B-32", "laion2b_s34b_b79k")
+    acts = lambda net: {type(m).__name__ for m in net.modules() if "GELU" in type(m).__name__}  # noqa: E731
+    assert acts(open_clip_model.load_model(str(tiny_clip), "unerase-tiny-clip", "random")) == {"GELU"}
+    monkeypatch.setattr(open_clip_model, "uses_quick_gelu", lambda model, pretrained: True)
+    assert acts(open_clip_model.load_model(str(tiny_clip), "unerase-tiny-clip", "openai")) == {"QuickGELU"}
+    assert isinstance(open_clip.model.QuickGELU(), torch.nn.Module)

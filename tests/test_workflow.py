@@ -374,8 +374,15 @@ def test_sd14_plans_only_once_its_fid_reference_is_named(tmp_path):
     proc = smk(tmp_path, "-n", "--configfile", "config/sd14.yaml", check=False)
     assert proc.returncode != 0 and "config key 'evaluation.fid.reference' is not set" in proc.stdout + proc.stderr
     (tmp_path / "reference.yaml").write_text(yaml.safe_dump({"evaluation": {"fid": {"reference": str(tmp_path / "coco30k.npz")}}}))
+    proc = smk(tmp_path, "-n", "--configfile", "config/sd14.yaml", str(tmp_path / "reference.yaml"), check=False)
+    assert proc.returncode != 0 and f"'evaluation.fid.reference': {tmp_path / 'coco30k.npz'} does not exist" in proc.stdout + proc.stderr
+    (tmp_path / "coco30k.npz").write_bytes(b"")
     jobs = planned_jobs(smk(tmp_path, "-n", "--configfile", "config/sd14.yaml", str(tmp_path / "reference.yaml")))
     assert jobs["evaluate"] == len(yaml.safe_load((ROOT / "config/sd14.yaml").read_text())["concepts"])
+    # the digit CNN's FID features are no SD evaluator's: said at once
+    (tmp_path / "features.yaml").write_text(yaml.safe_dump({"evaluation": {"fid": {"features": "evaluator"}}}))
+    proc = smk(tmp_path, "-n", "--configfile", "config/sd14.yaml", str(tmp_path / "features.yaml"), check=False)
+    assert proc.returncode != 0 and "'evaluation.fid.features': evaluator resnet50 has no reference set" in proc.stdout + proc.stderr
 
 
 def test_lint_is_clean():

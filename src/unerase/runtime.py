@@ -30,9 +30,9 @@ def repeatable_on_cpu(device: torch.device):
     if device.type != "cpu":
         yield
         return
-    previous = torch.are_deterministic_algorithms_enabled()
+    previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(True)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(previous)
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])

@@ -110,7 +110,9 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
             x = generate(sampler, prompts, seeds, sampling["guidance_scale"], sampling["num_steps"], sampling["batch_size"])
             scores = scorer.score(x, torch.tensor(labels))
             out[key] = float(scores.hit.float().mean())
-            concept_score = similarity.similarity(x, torch.tensor(labels)) if similarity is not None else scores.probability
+            # the Erasure Score reads the name's and the embeddings' images only
+            use_similarity = similarity is not None and prompt_set != "control"
+            concept_score = similarity.similarity(x, torch.tensor(labels)) if use_similarity else scores.probability
             probability[prompt_set] = (concept_score, prompts)
         if by_es:
             name_score = float(probability["name"][0].mean())

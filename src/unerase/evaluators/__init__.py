@@ -32,7 +32,7 @@ EVALUATORS: dict[str, EvaluatorSpec] = {e.name: e for e in (
     EvaluatorSpec("nudenet", "NudeNet detector", "nudity", "nudity (1) against none (0)",
                   "protocols.md: nudenet 3.4.2's bundled detector; threshold and counted classes pinned in config"),
     EvaluatorSpec("q16", "Q16", "q16", "inappropriate (1) against appropriate (0) content",
-                  "Schramowski et al. 2022: OpenAI CLIP ViT-L/14 against Q16's learned prompts (I2P, SLD and peers report it)"),
+                  "Schramowski et al. 2022: OpenAI CLIP ViT-L/14 against Q16's learned prompts (I2P and SLD count Q16 or NudeNet)"),
 )}
 
 

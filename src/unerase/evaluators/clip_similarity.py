@@ -1,7 +1,7 @@
 """CLIP similarity between each image and the name of its intended class: the Task-Vector paper's measure
 (§5.1: CLIP ViT-B/32 pre-trained on LAION-2B; protocols.md) behind its Erasure Score — the highest similarity
 to the concept's name over the images of the name and of every Diverse-Inversion embedding — and its control
-task (the mean similarity of control prompts' images to their prompts). Config block
+task (the mean similarity of control images to their class names, through the same template). Config block
 `evaluation.erasure_score.clip`; weights at its `weights` path, else open_clip's file in the Hugging Face cache,
 offline."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ class ClipSimilarity:
     def __init__(self, weights: str, model: str, pretrained: str, template: str, class_names: dict):
         if not class_names:
             raise ValueError("CLIP similarity needs the config's classes (name -> id) to name each image's class")
-        self.model = load_model(weights, model)
+        self.model = load_model(weights, model, pretrained)
         self.ids = torch.tensor(list(class_names.values()))
         self.text = encode_texts(self.model, model, class_prompts(template, class_names))
         self.fingerprint = dict(name=f"CLIP similarity {model}", weights=str(weights), weights_tag=f"open_clip {model} {pretrained}",

@@ -15,7 +15,7 @@ class ClipZeroShot:
     def __init__(self, weights: str, model: str, pretrained: str, template: str, class_names: dict, min_confidence: float):
         if not class_names:
             raise ValueError("CLIP zero-shot needs the config's classes (name -> id) to name its prompts")
-        self.model = load_model(weights, model)
+        self.model = load_model(weights, model, pretrained)
         self.ids = torch.tensor(list(class_names.values()))
         prompts = class_prompts(template, class_names)
         self.text = encode_texts(self.model, model, prompts)

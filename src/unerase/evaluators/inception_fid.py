@@ -45,8 +45,10 @@ class InceptionFeatures:
                 self.net = inception.InceptionV3([inception.InceptionV3.BLOCK_INDEX_BY_DIM[DIMS]]).eval()
         except Exception as err:  # noqa: BLE001 - truncated file, another network's tensors
             raise ValueError(f"{weights}: not pytorch-fid's Inception-v3 weights ({type(err).__name__}: {str(err)[:120]})") from None
-        self.fingerprint = dict(name="Inception-v3 pool3 (pytorch-fid 0.3.0)", weights=str(weights), weights_tag=WEIGHTS_FILE,
-                                sha256=file_sha256(weights), dims=DIMS)
+        sha256 = file_sha256(weights)
+        # pytorch-fid's file names carry their hash's first 8 hex digits; any other file is recorded as such
+        tag = WEIGHTS_FILE if sha256.startswith(WEIGHTS_FILE.rsplit("-", 1)[1][:8]) else f"custom Inception-v3 weights ({Path(weights).name})"
+        self.fingerprint = dict(name="Inception-v3 pool3 (pytorch-fid 0.3.0)", weights=str(weights), weights_tag=tag, sha256=sha256, dims=DIMS)
 
     def features(self, images: torch.Tensor, batch_size: int = 50) -> np.ndarray:
         """uint8 (N, C, H, W) -> (N, 2048) float64 (pytorch-fid resizes to 299 bilinearly and scales to [-1, 1] itself)."""

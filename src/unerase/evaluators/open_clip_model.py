@@ -43,11 +43,20 @@ def weights_file(settings: dict, weights: str | None, key: str) -> str:
     return cached_weights(settings["model"], settings["pretrained"], key)
 
 
-def load_model(weights: str, model: str):
-    """open_clip `model` with `weights`, strictly (a truncated file or another architecture's tensors: one line)."""
+def uses_quick_gelu(model: str, pretrained: str) -> bool:
+    """Whether (model, pretrained) was trained with QuickGELU (OpenAI's weights): the architecture config alone does not
+    say, the pretrained tag does, and the tensors load either way — a silent mismatch if it were left out."""
     import open_clip
 
-    net = open_clip.create_model(model, pretrained=None)
+    return bool((open_clip.get_pretrained_cfg(model, pretrained) or {}).get("quick_gelu"))
+
+
+def load_model(weights: str, model: str, pretrained: str | None = None):
+    """open_clip `model` with `weights`, strictly (a truncated file or another architecture's tensors: one line), with the
+    activation its `pretrained` tag was trained with."""
+    import open_clip
+
+    net = open_clip.create_model(model, pretrained=None, force_quick_gelu=uses_quick_gelu(model, pretrained) if pretrained else False)
     try:
         open_clip.load_checkpoint(net, weights, strict=True, weights_only=True)
     except Exception as err:  # noqa: BLE001 - truncated file, another architecture's tensors

@@ -10,11 +10,13 @@ from ..progress import log as logger
 from ..progress import setup_logging
 
 
-def run(*, images, metrics, evaluator, settings, cells, erasure_score=None, fid=None, classes=None, classifier=None, threads=1, log=None):
+def run(*, images, metrics, evaluator, settings, cells, erasure_score=None, fid=None, classes=None, classifier=None, scoring_files=(),
+        threads=1, log=None):
     """`evaluator`: a name of unerase.evaluators.EVALUATORS with its config `settings`; `classifier`: the digit CNN's
     weights where the workflow trains them (else the evaluator finds its weights from `settings`). `erasure_score`:
     the block evaluation.erasure_score (score clip-similarity adds each cell's CLIP similarity to its class names,
-    `classes`); `fid`: the block evaluation.fid (control cells' FID; default the evaluator's features)."""
+    `classes`); `fid`: the block evaluation.fid (control cells' FID; default the evaluator's features). `scoring_files`:
+    the FID reference and Q16's prompts as the rule's inputs (a changed file re-scores); read through their blocks."""
     setup_logging(log)
     scorer = evaluators.load(evaluator, settings, classifier)
     logger.info("evaluator: %s (%s, sha256 %s)", scorer.fingerprint["name"], scorer.fingerprint["weights"], scorer.fingerprint["sha256"][:12])

@@ -10,7 +10,7 @@ from ..tables import (attacks_table, long_table, memories_long, memories_table, 
                       safety_grid_long, safety_grid_table, target_other_table, to_markdown, wilson_interval)
 
 
-ES_MEANING = {"probability": "concept probability", "clip-similarity": "CLIP similarity to the concept's name"}
+ES_MEANING = {"probability": "concept probability (%)", "clip-similarity": "CLIP cosine similarity to the concept's name (× 100)"}
 
 
 def erasure_scores(metrics: list[dict], score: str = "probability", diverse_set: str = "diverse-inversion") -> pd.DataFrame:
@@ -77,12 +77,16 @@ def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score
                        "method's, so a guard's effect (IRECE) reads row to row. Latent inversion regenerates DDIM-inverted concept "
                        "images from their seeds, inverted on the audited weights (white-box) or the base model (black-box).\n\n"
                        + to_markdown(attacks_table(df, rows, columns, modality_headers, method_labels)))
-    control_fid = df.loc[df["prompt_set"] == "control", ["fid", "fid_reference"]].dropna()
+    control_fid = df.loc[df["prompt_set"] == "control", ["fid", "fid_reference", "fid_features"]].dropna(subset=["fid"])
+    if len(control_fid):  # which features and which real images the FID used (evaluation.fid)
+        fid_text = (f"their FID in {control_fid['fid_features'].iloc[0] or ev['evaluator'] + ' features'} against "
+                    f"{control_fid['fid_reference'].iloc[0]}")
+    else:
+        fid_text = "no FID (evaluation.fid.features: none)"
     with atomic_path(quality_md) as tmp:
         tmp.write_text(
             "Image quality where erasure should leave the model alone: each model's images of the other classes' names "
-            f"(control), their accuracy (%) and their FID against real images of those classes in the evaluator's features "
-            f"({ev['evaluator']}; reference: {control_fid['fid_reference'].iloc[0] if len(control_fid) else 'none for this evaluator'}), "
+            f"(control), their accuracy (%) and {fid_text}, "
             f"concept by concept ({' / '.join(df['concept'].unique())}) = their mean. Lower FID = closer to the real images; with "
             f"{int(ev['images'])} generated images per cell FID is biased upwards, so compare models within a run.\n\n"
             + to_markdown(quality_table(df, methods, method_labels)))
@@ -106,7 +110,7 @@ def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score
         tmp.write_text(f"Accuracy (%) of the evaluator ({ev['evaluator']}, sha256 {ev['evaluator_sha256']}) per prompt set: "
                        f"each cell is concept by concept ({' / '.join(df['concept'].unique())}) = their mean. White-box attacks are "
                        "learned on the audited model's weights, black-box ones without it (on the base model). Erasure Score (TV "
-                       f"paper): the highest mean {ES_MEANING[erasure_score_by]} (%) over the name's images and each "
+                       f"paper): the highest mean {ES_MEANING[erasure_score_by]} over the name's images and each "
                        "Diverse-Inversion embedding's.\n\n"
                        + to_markdown(by_attack))
 
