@@ -1,5 +1,5 @@
 # Thin adapter: the logic lives in unerase.steps.figures and unerase.figures.
-from unerase.steps.figures import overview
+from unerase.steps.audit_figures import overview
 from unerase.steps.snakemake_adapter import call
 
 call(overview, snakemake)  # noqa: F821 - injected by Snakemake

@@ -41,7 +41,7 @@ def test_the_overview_step_pairs_each_cells_first_images_with_its_accuracy(tmp_p
 
     import unerase.figures
     from unerase.images_io import save_image_set
-    from unerase.steps.figures import overview
+    from unerase.steps.audit_figures import overview
 
     cells, images, metrics = [], [], []
     for i, (model, prompt_set) in enumerate([("base", "name"), ("base", "control"), ("uce", "name"), ("uce", "control")]):
@@ -66,7 +66,7 @@ def test_the_diverse_inversion_figure_matches_each_token_to_its_embedding(tmp_pa
     import json
 
     import unerase.figures
-    from unerase.steps.figures import diverse_inversion
+    from unerase.steps.audit_figures import diverse_inversion
 
     record = tmp_path / "attack.json"
     record.write_text(json.dumps({"embeddings": [{"index": 0, "similarity_to_concept": 0.1, "kept": True},
@@ -93,7 +93,7 @@ def test_the_crr_grid_is_the_mean_over_concepts_in_m_erasurebench_order(tmp_path
     import pandas as pd
 
     import unerase.figures
-    from unerase.steps.figures import crr_grid
+    from unerase.steps.crr_grid import crr_grid
 
     rows = [("zero", "base", "name", 1.0), ("one", "base", "name", 0.8), ("zero", "esd-x", "name", 0.0), ("one", "esd-x", "name", 0.2),
             ("zero", "esd-x", "ring-a-bell", 0.5), ("zero", "esd-x", "inversion", 0.25), ("zero", "esd-x+irece", "inversion", 0.1)]

@@ -241,7 +241,7 @@ def test_metric_only_change_reruns_no_training(workdir):
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", cfg))
     # the safety grid scores its own images (it picks each class's best point by them)
     assert set(jobs) == {"evaluate", "tables", "safety_grid", "safety_grid_table", "safety_grid_figure", "report_page", "efficiency_table",
-                         "provenance", "all"}, jobs
+                         "provenance", "overview_figure", "diverse_inversion_figure", "crr_grid_figure", "all"}, jobs
     assert jobs["evaluate"] == 1  # one job scores all of the concept's cells
     # the Erasure Score's CLIP block is read only with score clip-similarity; switching to it re-runs the scoring and
     # tv-es (which picks alpha by it), nothing else upstream
@@ -310,7 +310,7 @@ def test_a_package_code_change_reruns_the_jobs_that_run_it(workdir, tmp_path):
     tables.write_text(tables.read_text() + "\nFIXED = True\n")
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", ".test/config.yaml", env=env))
     assert "tables" in jobs and set(jobs) <= {"tables", "memories_table", "safety_grid_table", "report_page", "efficiency_table", "provenance",
-                                              "all"}, jobs
+                                              "crr_grid_figure", "all"}, jobs
 
 
 def test_bad_config_key_is_named(tmp_path):
