@@ -1,6 +1,8 @@
 """Figures of the audit (matplotlib, no display needed)."""
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -112,7 +114,7 @@ def audit_overview(path: str, concept: str, cells: dict, models: list[str], prom
             ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
             ax.set_xlabel(f"{100 * accuracy:.0f} %", fontsize=7, labelpad=1)
             if r == 0:
-                ax.set_title(set_labels.get(prompt_set, prompt_set), fontsize=7)
+                ax.set_title(textwrap.fill(set_labels.get(prompt_set, prompt_set), 18), fontsize=7)  # long attack names wrap
             if c == 0:
                 ax.set_ylabel(model_labels.get(model, model), fontsize=7)
     fig.suptitle(f"{concept}: first images of each cell; below each, the share the evaluator reads as intended", fontsize=8)
