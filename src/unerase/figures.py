@@ -81,17 +81,13 @@ def tile(images, per_row: int = 2, max_side: int = 96) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
+    from .images_io import tile_images
+
     x = images
     if x.shape[-1] > max_side:
         x = F.interpolate(x.float(), size=(max_side, max_side), mode="bilinear", antialias=True).round().clamp(0, 255).to(torch.uint8)
-    n, c, h, w = x.shape
-    rows = -(-n // per_row)
-    canvas = torch.full((c, rows * h + rows - 1, per_row * w + per_row - 1), 255, dtype=torch.uint8)  # 1-pixel white gaps
-    for i, img in enumerate(x):
-        r, col = divmod(i, per_row)
-        canvas[:, r * (h + 1):r * (h + 1) + h, col * (w + 1):col * (w + 1) + w] = img
-    arr = canvas.permute(1, 2, 0).numpy()
-    return arr[..., 0] if c == 1 else arr
+    arr = tile_images(x, per_row, gap=1, fill=255).permute(1, 2, 0).numpy()  # 1-pixel white gaps
+    return arr[..., 0] if x.shape[1] == 1 else arr
 
 
 def audit_overview(path: str, concept: str, cells: dict, models: list[str], prompt_sets: list[str],

@@ -37,16 +37,23 @@ def load_image_folder(folder: str | os.PathLike, channels: int, size: int) -> to
     return x.unsqueeze(1) if channels == 1 else x.permute(0, 3, 1, 2)
 
 
+def tile_images(images: torch.Tensor, columns: int, gap: int = 0, fill: int = 0) -> torch.Tensor:
+    """uint8 (N, C, H, W) images laid out `columns` across on one (C, H', W') canvas, `gap` pixels of `fill` between them."""
+    n, c, h, w = images.shape
+    rows = (n + columns - 1) // columns
+    canvas = torch.full((c, rows * (h + gap) - gap, columns * (w + gap) - gap), fill, dtype=torch.uint8)
+    for i, img in enumerate(images):
+        r, col = divmod(i, columns)
+        canvas[:, r * (h + gap):r * (h + gap) + h, col * (w + gap):col * (w + gap) + w] = img
+    return canvas
+
+
 def save_grid(path: str | os.PathLike, images: torch.Tensor, columns: int = 10, upscale: int = 4) -> None:
     """A PNG contact sheet of (up to 100) images, for eyes rather than metrics."""
     images = images[:100]
     n, c, h, w = images.shape
     rows = (n + columns - 1) // columns
-    canvas = torch.zeros((c, rows * h, columns * w), dtype=torch.uint8)
-    for i, img in enumerate(images):
-        r, col = divmod(i, columns)
-        canvas[:, r * h : (r + 1) * h, col * w : (col + 1) * w] = img
-    arr = canvas.permute(1, 2, 0).numpy()
+    arr = tile_images(images, columns).permute(1, 2, 0).numpy()
     pil = Image.fromarray(arr[..., 0] if c == 1 else arr).resize((columns * w * upscale, rows * h * upscale), Image.NEAREST)
     with atomic_path(path) as tmp:
         pil.save(tmp, format="PNG")

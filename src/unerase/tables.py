@@ -90,6 +90,11 @@ def modality_order(models: list[str], attacks: dict[str, dict]) -> tuple[list[st
     return rows, columns
 
 
+def modality_headers(attacks: dict[str, dict]) -> dict[str, str]:
+    """Column titles of M-ErasureBench's layout: "modality · access: attack", and the name's text prompt."""
+    return {"name": "text · prompt: name"} | {s: f"{a['modality']} · {a['access']}: {a['label']}" for s, a in attacks.items()}
+
+
 def memories_long(records: dict[str, dict]) -> pd.DataFrame:
     """One row per (concept, model) of the memories probe (unerase.memories), the lists summarised."""
     rows = []

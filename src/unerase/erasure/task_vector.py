@@ -96,11 +96,9 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
     scorer = job.scorer()
     # the Erasure Score's concept score: the evaluator's probability, or the TV paper's CLIP similarity to the name
     es_block = job.shared.get("evaluation.erasure_score", {"score": "probability"}) if by_es else {}
-    similarity = None
-    if es_block.get("score") == "clip-similarity":
-        from ..evaluators import clip_similarity
+    from ..evaluators import clip_similarity
 
-        similarity = clip_similarity.load(es_block["clip"], job.classes)
+    similarity = clip_similarity.for_erasure_score(es_block, job.classes)
 
     def score(alpha: float) -> dict:
         sampler.unet.load_state_dict(negate(base, tau, alpha), strict=False)

@@ -35,6 +35,12 @@ class ClipSimilarity:
         return (encode_images(self.model, images, batch_size) * self.text[column]).sum(1)
 
 
+def for_erasure_score(block: dict | None, class_names: dict) -> ClipSimilarity | None:
+    """The scorer the block evaluation.erasure_score asks for: CLIP similarity, or None when the score is the evaluator's
+    probability."""
+    return load(block["clip"], class_names) if (block or {}).get("score") == "clip-similarity" else None
+
+
 def load(settings: dict, class_names: dict, weights: str | None = None) -> ClipSimilarity:
     """`settings`: the block `evaluation.erasure_score.clip` (model, pretrained, weights, template)."""
     return ClipSimilarity(weights_file(settings, weights, KEY), settings["model"], settings["pretrained"], settings["template"], class_names)

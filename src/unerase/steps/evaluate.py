@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import evaluators
+from ..evaluators import clip_similarity
 from ..atomic import write_json
 from ..evaluation import scores_by_token, summary
 from ..evaluators.quality import load_control_fid
@@ -20,11 +21,8 @@ def run(*, images, metrics, evaluator, settings, cells, erasure_score=None, fid=
     setup_logging(log)
     scorer = evaluators.load(evaluator, settings, classifier)
     logger.info("evaluator: %s (%s, sha256 %s)", scorer.fingerprint["name"], scorer.fingerprint["weights"], scorer.fingerprint["sha256"][:12])
-    similarity = None
-    if (erasure_score or {}).get("score") == "clip-similarity":
-        from ..evaluators import clip_similarity
-
-        similarity = clip_similarity.load(erasure_score["clip"], classes or {})
+    similarity = clip_similarity.for_erasure_score(erasure_score, classes or {})
+    if similarity is not None:
         logger.info("Erasure Score by %s (sha256 %s)", similarity.fingerprint["name"], similarity.fingerprint["sha256"][:12])
     # no block (a direct call): the evaluator's own features where it has a real set (the digit CNN), else no FID
     control_fid = load_control_fid(fid or {"features": "evaluator" if hasattr(scorer, "reference_features") else "none"}, scorer)

@@ -6,8 +6,8 @@ import pandas as pd
 from ..atomic import atomic_path, read_json
 from ..evaluation import ERASURE_SCORE_FIELDS, erasure_score
 from ..progress import setup_logging
-from ..tables import (attacks_table, long_table, memories_long, memories_table, modality_order, paper_table, pre_post_table, quality_table,
-                      safety_grid_long, safety_grid_table, target_other_table, to_markdown, wilson_interval)
+from ..tables import (attacks_table, long_table, memories_long, memories_table, modality_headers, modality_order, paper_table,
+                      pre_post_table, quality_table, safety_grid_long, safety_grid_table, target_other_table, to_markdown, wilson_interval)
 
 
 ES_MEANING = {"probability": "concept probability (%)", "clip-similarity": "CLIP cosine similarity to the concept's name (× 100)"}
@@ -69,14 +69,13 @@ def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score
         tmp.write_text(header + to_markdown(wide))
     headers = {s: f"{a['label']} ({a['access']})" for s, a in attacks.items()} | {"name": "name", "control": "control"}
     rows, columns = modality_order(methods, attacks)
-    modality_headers = {s: f"{a['modality']} · {a['access']}: {a['label']}" for s, a in attacks.items()} | {"name": "text · prompt: name"}
     with atomic_path(modalities_md) as tmp:
         tmp.write_text(f"Concept Reproduction Rate (%) by input modality and access (M-ErasureBench's layout): the share of "
                        f"images the evaluator ({ev['evaluator']}, sha256 {ev['evaluator_sha256']}) classifies as the concept, "
                        f"concept by concept ({' / '.join(df['concept'].unique())}) = their mean. A stack's row follows its weight "
                        "method's, so a guard's effect (IRECE) reads row to row. Latent inversion regenerates DDIM-inverted concept "
                        "images from their seeds, inverted on the audited weights (white-box) or the base model (black-box).\n\n"
-                       + to_markdown(attacks_table(df, rows, columns, modality_headers, method_labels)))
+                       + to_markdown(attacks_table(df, rows, columns, modality_headers(attacks), method_labels)))
     control_fid = df.loc[df["prompt_set"] == "control", ["fid", "fid_reference", "fid_features"]].dropna(subset=["fid"])
     if len(control_fid):  # which features and which real images the FID used (evaluation.fid)
         fid_text = (f"their FID in {control_fid['fid_features'].iloc[0] or ev['evaluator'] + ' features'} against "
