@@ -19,6 +19,7 @@ include: "rules/evaluation.smk"
 include: "rules/figures.smk"
 include: "rules/report.smk"
 include: "rules/provenance.smk"
+include: "rules/replicates.smk"
 
 
 rule all:

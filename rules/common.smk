@@ -14,6 +14,14 @@ from unerase.erasure.guard_options import sampling_options as guard_sampling_opt
 
 
 validate(config, schema="../config/schema.yaml")
+# `--config seeds=[0,1]` arrives as strings (Snakemake parses a command-line list with YAML's BaseLoader).
+config["seeds"] = [int(s) for s in config.get("seeds", [])]
+if len(set(config["seeds"])) != len(config["seeds"]):
+    raise ValueError(f"config key 'seeds': a seed is listed twice in {config['seeds']}")
+
+# The folder this run lives in: "" for the main run, "replicates/seed-N/" for a replicate (rules/replicates.smk).
+# Snakemake's module prefix moves every input, output, log and benchmark of a replicate, not its params.
+RUN_DIR = workflow.modifier.path_modifier.prefix or ""
 
 
 def _check_concepts():
@@ -126,7 +134,26 @@ def benchmark_path(rule_name, *parts):
 
 def checkpoint_path(rule_name, *parts):
     # Outside the declared outputs: a killed job keeps it, and the rerun resumes from it.
-    return f"results/checkpoints/{rule_name}/{os.path.join(*parts)}.pt"
+    return f"{RUN_DIR}results/checkpoints/{rule_name}/{os.path.join(*parts)}.pt"
+
+
+def report_item(path, category, **kwargs):
+    """`report(path, ...)` in the category's section; a replicate's items in sections of their own ("Tables, seed 1")."""
+    return report(path, category=f"{category}, seed {config['seed']}" if RUN_DIR else category, **kwargs)
+
+
+def in_run_dir(paths):
+    """`paths` as a job reads them from its params, which Snakemake does not move into a replicate's folder."""
+    return [RUN_DIR + p for p in paths]
+
+
+def attack_artefact_params(wildcards):
+    return in_run_dir(attack_artefact_paths(wildcards))
+
+
+def replicate_dir(seed):
+    """Where the run of `seed` lives: the main run's folder for `seed`, replicates/seed-N/ for the others."""
+    return "" if seed == config["seed"] else f"replicates/seed-{seed}/"
 
 
 def base_model_inputs(wildcards):
@@ -572,19 +599,20 @@ REPORT_TABLES = {
     **({"memories": "Memories of forgotten concepts"} if "memories" in PROBES_RUN else {}),
     **({"safety_grid": "Unconditional safety grid"} if "safety-grid" in PROBES_RUN else {}),
     "efficiency": "Time, memory and disk per stage, method and attack",
+    **({"seeds": "Replicates over seeds: every cell's mean and 95 % interval"} if config["seeds"] else {}),
 }
 
 
 def final_outputs():
     """The audit, its efficiency table, the report's table pages and the run's provenance manifest."""
     return audit_outputs() + ["results/tables/efficiency.md"] + [f"results/report/{t}.html" for t in REPORT_TABLES] + [
-        "results/provenance.json"]
+        "results/provenance.json"] + (["results/tables/seeds.csv"] if config["seeds"] else [])
 
 
 # --- generation ---
 def _grid(model, prompt_set):
     path = f"results/generations/{{concept}}/{model}/{prompt_set}.png"
-    return report(path, category="Generations", subcategory="{concept}", labels={"model": model, "prompts": prompt_set})
+    return report_item(path, category="Generations", subcategory="{concept}", labels={"model": model, "prompts": prompt_set})
 
 
 def generation_outputs(model, prompt_sets):

@@ -6,7 +6,7 @@ rule concept_images:
         manifest="results/base_model/manifest.json",
     output:
         images="results/concept_images/{concept}/images.safetensors",
-        grid=report("results/concept_images/{concept}/grid.png", category="Concept images", subcategory="{concept}"),
+        grid=report_item("results/concept_images/{concept}/grid.png", category="Concept images", subcategory="{concept}"),
     log:
         log_path("concept_images", "{concept}"),
     benchmark:

@@ -40,7 +40,7 @@ rule tables:
     input:
         metrics=metric_files(),
     output:
-        long_csv=report("results/tables/accuracy.csv", category="Tables"),
+        long_csv=report_item("results/tables/accuracy.csv", category="Tables"),
         paper_md="results/tables/erasure_vs_inversion.md",
         attacks_md="results/tables/attacks.md",
         modalities_md="results/tables/modalities.md",

@@ -17,7 +17,7 @@ rule overview_figure:
         images=lambda wc: [f"results/generations/{wc.concept}/{m}/{s}.safetensors" for m, s in cells_of(wc.concept)],
         metrics=lambda wc: [f"results/metrics/{wc.concept}/{m}/{s}.json" for m, s in cells_of(wc.concept)],
     output:
-        figure=report("results/figures/overview_{concept}.png", category="Overview", subcategory="{concept}"),
+        figure=report_item("results/figures/overview_{concept}.png", category="Overview", subcategory="{concept}"),
     log:
         log_path("figures", "overview_{concept}"),
     params:
@@ -37,7 +37,7 @@ rule alpha_tradeoff:
     input:
         records=expand("results/erased/{concept}/tv-es/erasure.json", concept=CONCEPTS),
     output:
-        figure=report("results/figures/tv_es_alpha.png", category="Erasure"),
+        figure=report_item("results/figures/tv_es_alpha.png", category="Erasure"),
     log:
         log_path("figures", "tv_es_alpha"),
     params:
@@ -55,7 +55,7 @@ rule memories_figure:
     input:
         record="results/probes/{concept}/memories.json",
     output:
-        figure=report("results/figures/memories_nll_{concept}.png", category="Probes", subcategory="{concept}"),
+        figure=report_item("results/figures/memories_nll_{concept}.png", category="Probes", subcategory="{concept}"),
     log:
         log_path("figures", "memories_nll_{concept}"),
     conda:
@@ -71,7 +71,7 @@ rule safety_grid_figure:
     input:
         records=expand("results/probes/{concept}/safety_grid.json", concept=CONCEPTS),
     output:
-        figure=report("results/figures/safety_grid.png", category="Probes"),
+        figure=report_item("results/figures/safety_grid.png", category="Probes"),
     log:
         log_path("figures", "safety_grid"),
     params:
@@ -90,7 +90,7 @@ rule diverse_inversion_figure:
         record="results/attacks/{concept}/base/diverse-inversion/attack.json",
         metrics=lambda wc: [f"results/metrics/{wc.concept}/{m}/diverse-inversion.json" for m in AUDITED_MODELS],
     output:
-        figure=report("results/figures/diverse_inversion_{concept}.png", category="Attacks", subcategory="{concept}"),
+        figure=report_item("results/figures/diverse_inversion_{concept}.png", category="Attacks", subcategory="{concept}"),
     log:
         log_path("figures", "diverse_inversion_{concept}"),
     params:
@@ -109,7 +109,7 @@ rule crr_grid_figure:
     input:
         long_csv="results/tables/accuracy.csv",
     output:
-        figure=report("results/figures/crr_grid.png", category="Overview"),
+        figure=report_item("results/figures/crr_grid.png", category="Overview"),
     log:
         log_path("figures", "crr_grid"),
     params:

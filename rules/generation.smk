@@ -29,7 +29,7 @@ for _name, _inline, _models in generation_groups():
             code=package_code("generate.py", lambda wc, inline=_inline: guard_modules(wc.model) + inline_attack_modules(inline)),
             prompt_sets=PROMPT_SETS,
             attack_sets=ATTACKS_RUN,
-            artefacts=attack_artefact_paths,
+            artefacts=attack_artefact_params,  # the same paths as inputs: each attack set's artefact
             inline=inline_attack_params(_inline),
             model_name="{model}",
             sampling_options=sampling_options,

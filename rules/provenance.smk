@@ -18,7 +18,7 @@ rule provenance:
     params:
         code=package_code("provenance.py"),
         run_config=config,
-        weights=provenance_inputs(None),
+        weight_roles=list(provenance_inputs(None)),  # the paths come from the inputs (a replicate's are prefixed)
         workflow_dir=workflow.basedir,
     conda:
         "../envs/diffusion.yaml"

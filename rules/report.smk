@@ -33,7 +33,7 @@ rule report_page:
     input:
         markdown="results/tables/{table}.md",
     output:
-        page=report("results/report/{table}.html", category="Tables", labels={"table": "{table}"}),
+        page=report_item("results/report/{table}.html", category="Tables", labels={"table": "{table}"}),
     wildcard_constraints:
         table="|".join(REPORT_TABLES),
     log:

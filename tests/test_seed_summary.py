@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from unerase.seed_summary import load_runs, mean_interval, per_seed_table, to_markdown, verdicts
+from unerase.seed_summary import every_cell, every_cell_markdown, load_runs, mean_interval, per_seed_table, to_markdown, verdicts
 
 
 def test_mean_interval_matches_the_t_formula():
@@ -43,3 +43,29 @@ def test_per_seed_rows_summary_and_verdicts(tmp_path):
     assert checks["0"][1] == 0 and checks["1"][1] == 0 and checks["2"][1] > 0  # seed 2: no recovery, TV gives it back
     md = to_markdown(table, checks)
     assert "seeds passing every check: 2 of 3" in md and "| zero | mean [95 % CI] |" in md
+
+
+def test_every_cell_gives_n_mean_interval_and_each_seed(tmp_path):
+    paths = [_run(tmp_path, 3, 0.9, 0.1), _run(tmp_path, 7, 0.5, 0.3)]
+    df = load_runs(paths, seeds=[3, 7])  # explicit seeds win over the path
+    cells = every_cell(df)
+    inv = cells[(cells["concept"] == "three") & (cells["model"] == "esd-x") & (cells["prompt_set"] == "inversion")].iloc[0]
+    assert inv["n"] == 2 and inv["seed 3"] == pytest.approx(90.0) and inv["seed 7"] == pytest.approx(50.0)
+    mean, lo, hi = mean_interval([90.0, 50.0])
+    assert (inv["mean"], inv["ci_low"], inv["ci_high"]) == pytest.approx((mean, lo, hi)) and inv["mean"] == pytest.approx(70.0)
+    assert len(cells) == 3 * 7  # every (concept, model, prompt set) of the runs
+    md = every_cell_markdown(cells)
+    assert "| name (n = 2) | inversion (n = 2) | control (n = 2) |" in md
+    assert "| three | esd-x | 2 [2, 2] | 70 [0, 100] | 95 [95, 95] |" in md  # equal seeds: a zero-width interval
+    assert "| three | base | 99 [99, 99] | – | – |" in md  # a cell no run has
+
+
+def test_a_cell_missing_from_one_run_counts_only_the_runs_that_have_it(tmp_path):
+    full, partial = _run(tmp_path, 0, 0.9, 0.1), _run(tmp_path, 1, 0.7, 0.1)
+    df = pd.read_csv(partial)
+    df[~((df["model"] == "tv") & (df["prompt_set"] == "inversion"))].to_csv(partial, index=False)
+    cells = every_cell(load_runs([full, partial], seeds=[0, 1]))
+    tv_inv = cells[(cells["model"] == "tv") & (cells["prompt_set"] == "inversion")].iloc[0]
+    assert tv_inv["n"] == 1 and tv_inv["mean"] == pytest.approx(10.0) and math.isnan(tv_inv["ci_low"])
+    with pytest.raises(ValueError, match="2 tables but 1 seeds"):
+        load_runs([full, partial], seeds=[0])

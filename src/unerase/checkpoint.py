@@ -27,7 +27,10 @@ class Checkpointer:
         self.every = max(1, int(every))
 
     def load(self) -> dict | None:
-        if not self.path or not self.path.exists():
+        if not self.path:
+            return None
+        if not self.path.exists():
+            log.info("checkpoint every %d steps at %s: a rerun after a kill resumes there", self.every, self.path)
             return None
         state = torch.load(self.path, map_location="cpu", weights_only=True)
         if state.get("fingerprint") != self.tag:

@@ -1,5 +1,7 @@
 """Replicates over seeds: each seed is an independent run of the whole workflow (its own base model,
-concept images, erasures and attacks), so the spread between seeds is the spread a researcher sees.
+evaluator, concept images, erasures and attacks), so the spread between seeds is the spread a researcher
+sees. The workflow writes it as results/tables/seeds.{md,csv} when `seeds` lists replicates
+(rules/replicates.smk); by hand, over runs made elsewhere:
 
     python -m unerase.seed_summary runs/seed-*/results/tables/accuracy.csv
 
@@ -45,12 +47,15 @@ def _tv_alpha(table_path: str, concept: str) -> float:
     return math.nan
 
 
-def load_runs(paths: list[str]) -> pd.DataFrame:
-    """One long table of every run; `seed` is read from the run's path (…seed-N…) or numbered."""
+def load_runs(paths: list[str], seeds: list | None = None) -> pd.DataFrame:
+    """One long table of every run; a run's `seed` is `seeds[i]`, else read from its path (…seed-N…) or numbered."""
+    if seeds is not None and len(seeds) != len(paths):
+        raise ValueError(f"{len(paths)} tables but {len(seeds)} seeds")
     frames = []
     for i, path in enumerate(paths):
         df = pd.read_csv(path)
-        seed = next((part.split("-", 1)[1] for part in Path(path).parts if part.startswith("seed-")), str(i))
+        seed = str(seeds[i]) if seeds is not None else next(
+            (part.split("-", 1)[1] for part in Path(path).parts if part.startswith("seed-")), str(i))
         alphas = {c: _tv_alpha(path, c) for c in df["concept"].unique()}
         frames.append(df.assign(seed=seed, tv_alpha=df["concept"].map(alphas)))
     return pd.concat(frames, ignore_index=True)
@@ -71,6 +76,34 @@ def per_seed_table(df: pd.DataFrame, cells=REPORTED) -> pd.DataFrame:
                    for m, s in cells}
         rows.append({"concept": concept, "seed": "mean [95 % CI]", **summary, "tv alpha": ""})
     return pd.DataFrame(rows)
+
+
+def every_cell(df: pd.DataFrame) -> pd.DataFrame:
+    """Every (concept, model, prompt set) cell over the seeds, in %: n, mean, the 95 % interval for the mean
+    (Student t; none for n = 1) and each seed's value (`seed <s>` columns; empty where a run lacks the cell)."""
+    seeds = sorted(df["seed"].unique(), key=lambda s: (len(s), s))
+    wide = df.pivot_table(index=["concept", "model", "prompt_set"], columns="seed", values="accuracy", aggfunc="first", sort=False)
+    rows = []
+    for (concept, model, prompt_set), values in wide.iterrows():
+        present = [100 * float(values[s]) for s in seeds if s in values and not math.isnan(values[s])]
+        mean, low, high = mean_interval(present)
+        rows.append({"concept": concept, "model": model, "prompt_set": prompt_set, "n": len(present), "mean": mean,
+                     "ci_low": low, "ci_high": high,
+                     **{f"seed {s}": 100 * float(values[s]) if s in values else math.nan for s in seeds}})
+    return pd.DataFrame(rows)
+
+
+def every_cell_markdown(cells: pd.DataFrame, prompt_sets=("name", "inversion", "control")) -> str:
+    """Rows concept × model, columns the prompt sets: "mean [low, high]" over the seeds (n in the header)."""
+    shown = [p for p in prompt_sets if p in set(cells["prompt_set"])]
+    n = int(cells["n"].max()) if len(cells) else 0
+    lines = ["| concept | model | " + " | ".join(f"{p} (n = {n})" for p in shown) + " |", "|" + " --- |" * (2 + len(shown))]
+    for (concept, model), part in cells.groupby(["concept", "model"], sort=False):
+        by_set = part.set_index("prompt_set")
+        lines.append(f"| {concept} | {model} | " + " | ".join(
+            _fmt((by_set.at[p, "mean"], by_set.at[p, "ci_low"], by_set.at[p, "ci_high"])) if p in by_set.index else "–"
+            for p in shown) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _fmt(value) -> str:

@@ -1,0 +1,98 @@
+"""Replicates over seeds (config key `seeds`, rules/replicates.smk): every listed seed besides `seed` reruns the whole
+workflow under replicates/seed-N/, and results/tables/seeds.* put the seeds' cells side by side."""
+import hashlib
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT
+from test_workflow import planned_jobs, smk
+from unerase.seed_summary import mean_interval
+
+
+def _write_config(workdir, name, **changes):
+    cfg = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
+    # One weight method per kind the acceptance check reads and one attack: the replicate machinery, not every method.
+    cfg["erasure"]["methods"] = ["esd-x", "tv"]
+    cfg["attacks"]["run"] = ["inversion"]
+    cfg["probes"]["run"] = []
+    cfg.update(changes)
+    (workdir / name).write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return str(workdir / name)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("replicates")
+    shutil.copytree(ROOT / "config", wd / "config")
+    shutil.copytree(ROOT / ".test", wd / ".test")
+    smk(wd, "--cores", "2", "--configfile", _write_config(wd, "seeds.yaml", seeds=[0, 1]))
+    return wd
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_each_seed_is_an_independent_run_in_its_own_folder(workdir):
+    main, replicate = workdir / "results", workdir / "replicates/seed-1/results"
+    unet = "embedded/model/unet/diffusion_pytorch_model.safetensors"
+    assert _sha(main / unet) != _sha(replicate / unet)  # its own base model
+    assert json.loads((main / "evaluator/classifier.json").read_text())["seed"] == 0
+    assert json.loads((replicate / "evaluator/classifier.json").read_text())["seed"] == 1
+    for run in (main, replicate):
+        for name in ("accuracy.csv", "erasure_vs_inversion.md", "attacks.md"):
+            assert (run / "tables" / name).is_file()
+    # Params are not moved by Snakemake's module prefix: the replicate's resumable jobs checkpoint inside its folder.
+    log = (replicate / "logs/train_text_to_image/model.log").read_text()
+    assert "replicates/seed-1/results/checkpoints/train_text_to_image/model.pt" in log
+    assert "at results/checkpoints/" in (main / "logs/train_text_to_image/model.log").read_text()
+    assert not (workdir / "replicates/seed-0").exists()  # the main run is seed 0's replicate
+
+
+@pytest.mark.slow
+def test_the_seed_summary_is_each_seeds_cells_with_mean_and_interval(workdir):
+    runs = {s: pd.read_csv(workdir / d / "results/tables/accuracy.csv").set_index(["concept", "model", "prompt_set"])["accuracy"]
+            for s, d in ((0, "."), (1, "replicates/seed-1"))}
+    cells = pd.read_csv(workdir / "results/tables/seeds.csv")
+    assert len(cells) == len(runs[0]) and (cells["n"] == 2).all()
+    for row in cells.to_dict("records"):
+        key = (row["concept"], row["model"], row["prompt_set"])
+        values = [100 * runs[0][key], 100 * runs[1][key]]
+        assert [row["seed 0"], row["seed 1"]] == pytest.approx(values)
+        mean, low, high = mean_interval(values)
+        assert [row["mean"], row["ci_low"], row["ci_high"]] == pytest.approx([mean, low, high], nan_ok=True)
+    md = (workdir / "results/tables/seeds.md").read_text()
+    assert "acceptance per seed: seed 0: " in md and ", seed 1: " in md and "| zero | mean [95 % CI] |" in md
+    assert "<table>" in (workdir / "results/report/seeds.html").read_text()
+
+
+@pytest.mark.slow
+def test_the_report_puts_a_replicate_in_sections_of_its_own(workdir, tmp_path):
+    report = tmp_path / "report.html"
+    smk(workdir, "--configfile", str(workdir / "seeds.yaml"), "--report", str(report))
+    raw = report.read_text()
+    assert '"Generations, seed 1"' in raw and '"Generations"' in raw
+    assert "replicates/seed-1/results/generations/zero/esd-x/inversion.png" in raw
+
+
+@pytest.mark.slow
+def test_seeds_from_the_command_line_plan_nothing_new_and_dropping_them_keeps_the_main_run(workdir):
+    assert planned_jobs(smk(workdir, "-n", "--configfile", str(workdir / "seeds.yaml"), "--config", "seeds=[0,1]")) == {}
+    # Without replicates only the provenance manifest (it records the config) is rewritten.
+    assert planned_jobs(smk(workdir, "-n", "--configfile", _write_config(workdir, "one.yaml", seeds=[]))) == {"provenance": 1, "all": 1}
+    # One more seed plans that replicate's jobs and the summary, nothing of the others.
+    jobs = planned_jobs(smk(workdir, "-n", "--configfile", _write_config(workdir, "three.yaml", seeds=[0, 1, 2])))
+    assert jobs["seed2_train_text_to_image"] == 1 and not any(r.startswith("seed1_") for r in jobs)
+    assert {r for r in jobs if not r.startswith("seed2_")} == {"seed_summary", "report_page", "provenance", "all"}
+
+
+@pytest.mark.parametrize("seeds, message", [([0, 0], "config key 'seeds': a seed is listed twice"), ([-1], "seeds")])
+def test_a_bad_seeds_list_is_named(tmp_path, seeds, message):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    proc = smk(tmp_path, "-n", "--configfile", _write_config(tmp_path, "bad.yaml", seeds=seeds), check=False)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr
