@@ -53,6 +53,7 @@ rule train_text_to_image:
 
 
 rule base_model:
+    localrule: True
     input:
         unpack(base_model_inputs),
     output:

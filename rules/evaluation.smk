@@ -1,17 +1,10 @@
 # Metrics: the evaluator scores every generated cell; tables gather them.
 
 
-localrules:
-    base_model,
-    evaluate,
-    tables,
-    memories_table,
-    safety_grid_table,
-
-
 rule evaluate:
     # One job per concept scores all of its cells: the evaluator loads once, and a metric-only
     # change (evaluation.*) re-runs these cheap jobs and the tables, nothing upstream.
+    localrule: True
     input:
         unpack(evaluator_inputs),
         images=lambda wc: [f"results/generations/{wc.concept}/{m}/{s}.safetensors" for m, s in cells_of(wc.concept)],
@@ -37,6 +30,7 @@ rule evaluate:
 
 
 rule tables:
+    localrule: True
     input:
         metrics=metric_files(),
     output:
@@ -65,6 +59,7 @@ rule tables:
 
 
 rule memories_table:
+    localrule: True
     input:
         records=expand("results/probes/{concept}/memories.json", concept=CONCEPTS),
     output:
@@ -84,6 +79,7 @@ rule memories_table:
 
 
 rule safety_grid_table:
+    localrule: True
     input:
         records=expand("results/probes/{concept}/safety_grid.json", concept=CONCEPTS),
         accuracy="results/tables/accuracy.csv",

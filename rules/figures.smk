@@ -1,18 +1,10 @@
 # Figures read from the erasure records and metrics: cheap, local.
 
 
-localrules:
-    alpha_tradeoff,
-    memories_figure,
-    safety_grid_figure,
-    overview_figure,
-    diverse_inversion_figure,
-    crr_grid_figure,
-
-
 rule overview_figure:
     # One concept's audit at a glance (CCE Fig. 1, TV paper Fig. 5): a row per model, a column per prompt set,
     # each cell's first images and its accuracy.
+    localrule: True
     input:
         images=lambda wc: [f"results/generations/{wc.concept}/{m}/{s}.safetensors" for m, s in cells_of(wc.concept)],
         metrics=lambda wc: [f"results/metrics/{wc.concept}/{m}/{s}.json" for m, s in cells_of(wc.concept)],
@@ -34,6 +26,7 @@ rule overview_figure:
 
 rule alpha_tradeoff:
     # tv-es: every alpha's Erasure Score and control accuracy, the chosen one marked (TV paper Fig. 4, 12).
+    localrule: True
     input:
         records=expand("results/erased/{concept}/tv-es/erasure.json", concept=CONCEPTS),
     output:
@@ -52,6 +45,7 @@ rule alpha_tradeoff:
 rule memories_figure:
     # Memories of forgotten concepts (Fig. 2): the NLL of the concept's and the reference images' seeds
     # against N(0, I) samples, one panel per model.
+    localrule: True
     input:
         record="results/probes/{concept}/memories.json",
     output:
@@ -68,6 +62,7 @@ rule memories_figure:
 
 rule safety_grid_figure:
     # Task-Vector paper Fig. 3: the best grid prompt's probability against the complexity class, per model.
+    localrule: True
     input:
         records=expand("results/probes/{concept}/safety_grid.json", concept=CONCEPTS),
     output:
@@ -86,6 +81,7 @@ rule safety_grid_figure:
 
 rule diverse_inversion_figure:
     # TV paper §4.1: how far Diverse Inversion's embeddings lie from the name, and what each draws on each model.
+    localrule: True
     input:
         record="results/attacks/{concept}/base/diverse-inversion/attack.json",
         metrics=lambda wc: [f"results/metrics/{wc.concept}/{m}/diverse-inversion.json" for m in AUDITED_MODELS],
@@ -106,6 +102,7 @@ rule diverse_inversion_figure:
 
 rule crr_grid_figure:
     # M-ErasureBench's Concept Reproduction Rate grid (models by input modality and access) as a heat map.
+    localrule: True
     input:
         long_csv="results/tables/accuracy.csv",
     output:

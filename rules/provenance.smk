@@ -2,11 +2,8 @@
 # every model, evaluator and attack weight the results came from, and the hardware.
 
 
-localrules:
-    provenance,
-
-
 rule provenance:
+    localrule: True
     input:
         unpack(provenance_inputs),
         base_manifest="results/base_model/manifest.json",

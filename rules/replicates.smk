@@ -21,10 +21,8 @@ for replicate_seed in [s for s in config["seeds"] if s != config["seed"]]:
 
 if config["seeds"]:
 
-    localrules:
-        seed_summary,
-
     rule seed_summary:
+        localrule: True
         input:
             tables=[f"{replicate_dir(s)}results/tables/accuracy.csv" for s in config["seeds"]],
             tv_records=[f"{replicate_dir(s)}results/erased/{c}/tv/erasure.json" for s in config["seeds"] for c in CONCEPTS]

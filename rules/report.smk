@@ -3,12 +3,8 @@
 # from every job's benchmark file once the audit is done.
 
 
-localrules:
-    efficiency_table,
-    report_page,
-
-
 rule efficiency_table:
+    localrule: True
     input:
         done=audit_outputs(),
     output:
@@ -30,6 +26,7 @@ rule efficiency_table:
 
 
 rule report_page:
+    localrule: True
     input:
         markdown="results/tables/{table}.md",
     output:

@@ -96,3 +96,19 @@ def test_a_bad_seeds_list_is_named(tmp_path, seeds, message):
     shutil.copytree(ROOT / "config", tmp_path / "config")
     proc = smk(tmp_path, "-n", "--configfile", _write_config(tmp_path, "bad.yaml", seeds=seeds), check=False)
     assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+
+
+def test_a_replicates_cheap_rules_stay_local_on_a_cluster():
+    # `localrules:` lists rule names as written, so a module's copies (seed1_tables) would be submitted to SLURM;
+    # each rule's own `localrule: True` travels with `use rule`.
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, ResourceSettings
+
+    with SnakemakeApi() as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=1), config_settings=ConfigSettings(config={"seeds": [0, 1]}),
+                                snakefile=ROOT / "Snakefile", workdir=ROOT)._workflow
+        local = {rule.name: rule.name in workflow._localrules for rule in workflow.rules}
+    for name in ("tables", "evaluate", "provenance", "overview_figure", "report_page", "efficiency_table"):
+        assert local[name] and local[f"seed1_{name}"], name
+    assert local["seed_summary"]
+    assert not local["generate"] and not local["seed1_generate"] and not local["seed1_train_text_to_image"]
