@@ -137,6 +137,12 @@ def checkpoint_path(rule_name, *parts):
     return f"{RUN_DIR}results/checkpoints/{rule_name}/{os.path.join(*parts)}.pt"
 
 
+def user_file(path):
+    """A file the user names in the config, as an input: the same file for every replicate (Snakemake's module
+    prefix moves relative inputs into the replicate's folder; `local` paths it leaves alone)."""
+    return local(path)
+
+
 def report_item(path, category, **kwargs):
     """`report(path, ...)` in the category's section; a replicate's items in sections of their own ("Tables, seed 1")."""
     return report(path, category=f"{category}, seed {config['seed']}" if RUN_DIR else category, **kwargs)
@@ -380,7 +386,7 @@ def erasure_method(wildcards):
 _ERASURE_NEEDS = {
     "concept_images": lambda c: f"results/concept_images/{c}/images.safetensors",
     "finetuned": lambda c: f"results/finetuned/{c}/unet.safetensors",
-    "imported": lambda c: config["erasure"]["import"]["paths"][c],  # the user's file: changing it re-runs the audit
+    "imported": lambda c: user_file(config["erasure"]["import"]["paths"][c]),  # changing the file re-runs the audit
     "diverse_inversion": lambda c: artefact_path(c, "base", "diverse-inversion"),  # tv-es: the Erasure Score's embeddings
 }
 
@@ -497,7 +503,7 @@ def scoring_files(wildcards):
     """The FID reference and Q16's prompts where configured: inputs of evaluate, so that a changed file re-scores."""
     fid = config["evaluation"]["fid"]
     files = [fid["reference"]] if fid["features"] == "inception" else []
-    return files + ([config["evaluation"]["q16"]["prompts"]] if EVALUATOR == "q16" else [])
+    return [user_file(f) for f in files + ([config["evaluation"]["q16"]["prompts"]] if EVALUATOR == "q16" else [])]
 
 
 _check_scoring_files()
@@ -526,7 +532,8 @@ def probe_patches(models):
 
 def probe_patch_list(models):
     """Param function: per model of `models` (in order), its UNet patch path, "" for the base and guards alone."""
-    return lambda wildcards: [unet_patch(SimpleNamespace(concept=wildcards.concept, model=m)).get("unet_patch", "") for m in models]
+    return lambda wildcards: [in_run_dir([p])[0] if (p := unet_patch(SimpleNamespace(concept=wildcards.concept, model=m)).get("unet_patch")) else ""
+                              for m in models]
 
 
 def probe_guards(models):

@@ -91,7 +91,8 @@ def test_seeds_from_the_command_line_plan_nothing_new_and_dropping_them_keeps_th
     assert {r for r in jobs if not r.startswith("seed2_")} == {"seed_summary", "report_page", "provenance", "all"}
 
 
-@pytest.mark.parametrize("seeds, message", [([0, 0], "config key 'seeds': a seed is listed twice"), ([-1], "seeds")])
+@pytest.mark.parametrize("seeds, message", [([0, 0], "config key 'seeds': a seed is listed twice"),
+                                            ([-1], "-1 is not valid under any of the given schemas")])
 def test_a_bad_seeds_list_is_named(tmp_path, seeds, message):
     shutil.copytree(ROOT / "config", tmp_path / "config")
     proc = smk(tmp_path, "-n", "--configfile", _write_config(tmp_path, "bad.yaml", seeds=seeds), check=False)
@@ -112,3 +113,52 @@ def test_a_replicates_cheap_rules_stay_local_on_a_cluster():
         assert local[name] and local[f"seed1_{name}"], name
     assert local["seed_summary"]
     assert not local["generate"] and not local["seed1_generate"] and not local["seed1_train_text_to_image"]
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def test_no_replicate_job_reads_the_main_runs_files_through_its_params(tmp_path):
+    # Snakemake's module prefix moves a replicate's inputs, outputs, logs and benchmarks, not its params: every param
+    # naming a workflow file (checkpoints, attack artefacts, the probes' UNet patches) must carry the replicate's folder.
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, DAGSettings, ResourceSettings
+
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    with SnakemakeApi() as api:
+        wf = api.workflow(resource_settings=ResourceSettings(cores=1), config_settings=ConfigSettings(config={"seeds": [0, 1]}),
+                          snakefile=ROOT / "Snakefile", workdir=tmp_path)
+        # the replicate's every output, its probes and figures included (its provenance needs them all)
+        wf.dag(DAGSettings(forceall=True, targets={"all", "replicates/seed-1/results/provenance.json",
+                                                   "replicates/seed-1/results/tables/efficiency.md"}))
+        workflow = wf._workflow
+        workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True, nolock=True)
+        workflow._build_dag()
+        jobs = [job for job in workflow.dag.jobs if job.rule.name.startswith("seed1_")]
+        wrong = {(job.rule.name, key, s) for job in jobs for key, value in job.params.items() for s in _strings(value)
+                 if "results/" in s and not s.startswith("replicates/seed-1/results/")}
+    rules = {job.rule.name for job in jobs}
+    assert {"seed1_memories", "seed1_safety_grid", "seed1_generate", "seed1_erase", "seed1_train_text_to_image"} <= rules
+    assert not wrong, sorted(wrong)[:10]
+
+
+def test_a_users_file_is_the_same_file_for_every_replicate(tmp_path):
+    # The module prefix would move a relative input (an FID reference, Q16's prompts, an imported UNet) into
+    # replicates/seed-N/; user_file() marks them local, so each replicate scores against the one file named.
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    (tmp_path / "reference.npz").write_bytes(b"")
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    cfg["seeds"] = [0, 1]
+    cfg["evaluation"]["fid"] = {"features": "inception", "weights": None, "reference": "reference.npz"}
+    (tmp_path / "fid.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = smk(tmp_path, "-n", "--configfile", str(tmp_path / "fid.yaml"), check=False)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-2000:]
+    assert planned_jobs(proc)["seed1_evaluate"] == 3 and "replicates/seed-1/reference.npz" not in proc.stdout + proc.stderr

@@ -47,10 +47,11 @@ def test_per_seed_rows_summary_and_verdicts(tmp_path):
 
 def test_every_cell_gives_n_mean_interval_and_each_seed(tmp_path):
     paths = [_run(tmp_path, 3, 0.9, 0.1), _run(tmp_path, 7, 0.5, 0.3)]
-    df = load_runs(paths, seeds=[3, 7])  # explicit seeds win over the path
+    df = load_runs(paths, seeds=[5, 10])  # explicit seeds win over the path (seed-3, seed-7)
     cells = every_cell(df)
     inv = cells[(cells["concept"] == "three") & (cells["model"] == "esd-x") & (cells["prompt_set"] == "inversion")].iloc[0]
-    assert inv["n"] == 2 and inv["seed 3"] == pytest.approx(90.0) and inv["seed 7"] == pytest.approx(50.0)
+    assert inv["n"] == 2 and inv["seed 5"] == pytest.approx(90.0) and inv["seed 10"] == pytest.approx(50.0)
+    assert "acceptance per seed: seed 5: " in to_markdown(per_seed_table(df), verdicts(df))  # 5 before 10, not as strings
     mean, lo, hi = mean_interval([90.0, 50.0])
     assert (inv["mean"], inv["ci_low"], inv["ci_high"]) == pytest.approx((mean, lo, hi)) and inv["mean"] == pytest.approx(70.0)
     assert len(cells) == 3 * 7  # every (concept, model, prompt set) of the runs
@@ -67,5 +68,18 @@ def test_a_cell_missing_from_one_run_counts_only_the_runs_that_have_it(tmp_path)
     cells = every_cell(load_runs([full, partial], seeds=[0, 1]))
     tv_inv = cells[(cells["model"] == "tv") & (cells["prompt_set"] == "inversion")].iloc[0]
     assert tv_inv["n"] == 1 and tv_inv["mean"] == pytest.approx(10.0) and math.isnan(tv_inv["ci_low"])
+    assert "| inversion (n = 1–2) |" in every_cell_markdown(cells)  # the header counts the seeds each column has
     with pytest.raises(ValueError, match="2 tables but 1 seeds"):
         load_runs([full, partial], seeds=[0])
+
+
+def test_a_run_without_the_headline_models_still_summarises(tmp_path):
+    # per_seed_table reports ESD-x and TV; a run auditing other methods gets "–" there, not a crash
+    path = tmp_path / "seed-0" / "accuracy.csv"
+    path.parent.mkdir()
+    pd.DataFrame([dict(concept="zero", model=m, prompt_set=s, accuracy=a) for m, s, a in
+                  [("base", "name", 0.99), ("uce", "name", 0.1), ("uce", "inversion", 0.8)]]).to_csv(path, index=False)
+    df = load_runs([str(path)], seeds=[0])
+    table = per_seed_table(df)
+    assert math.isnan(table.iloc[1]["tv inversion"][0]) and "| zero | mean [95 % CI] | – |" in to_markdown(table, verdicts(df))
+    assert every_cell(df)["mean"].tolist() == pytest.approx([99.0, 10.0, 80.0])

@@ -27,8 +27,10 @@ REPORTED = [("esd-x", "name"), ("esd-x", "inversion"), ("tv", "name"), ("tv", "i
 
 def mean_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
     """(mean, low, high): Student-t interval for the mean of independent replicates; a single value
-    has no interval (low = high = NaN)."""
+    has no interval (low = high = NaN), no value not even a mean (all NaN)."""
     n = len(values)
+    if n == 0:
+        return math.nan, math.nan, math.nan
     mean = sum(values) / n
     if n < 2:
         return mean, math.nan, math.nan
@@ -96,8 +98,12 @@ def every_cell(df: pd.DataFrame) -> pd.DataFrame:
 def every_cell_markdown(cells: pd.DataFrame, prompt_sets=("name", "inversion", "control")) -> str:
     """Rows concept × model, columns the prompt sets: "mean [low, high]" over the seeds (n in the header)."""
     shown = [p for p in prompt_sets if p in set(cells["prompt_set"])]
-    n = int(cells["n"].max()) if len(cells) else 0
-    lines = ["| concept | model | " + " | ".join(f"{p} (n = {n})" for p in shown) + " |", "|" + " --- |" * (2 + len(shown))]
+
+    def seeds_counted(prompt_set):
+        n = cells.loc[cells["prompt_set"] == prompt_set, "n"]
+        return f"n = {n.min()}" if n.min() == n.max() else f"n = {n.min()}–{n.max()}"
+
+    lines = ["| concept | model | " + " | ".join(f"{p} ({seeds_counted(p)})" for p in shown) + " |", "|" + " --- |" * (2 + len(shown))]
     for (concept, model), part in cells.groupby(["concept", "model"], sort=False):
         by_set = part.set_index("prompt_set")
         lines.append(f"| {concept} | {model} | " + " | ".join(
@@ -109,6 +115,8 @@ def every_cell_markdown(cells: pd.DataFrame, prompt_sets=("name", "inversion", "
 def _fmt(value) -> str:
     if isinstance(value, tuple):
         mean, lo, hi = value
+        if math.isnan(mean):
+            return "–"
         return f"{mean:.0f}" if math.isnan(lo) else f"{mean:.0f} [{max(lo, 0):.0f}, {min(hi, 100):.0f}]"
     return "–" if isinstance(value, float) and math.isnan(value) else f"{value:.0f}" if isinstance(value, float) else str(value)
 
@@ -128,7 +136,8 @@ def to_markdown(table: pd.DataFrame, checks: dict[str, tuple[int, int]]) -> str:
     lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
     passed = [s for s, (_, failed) in checks.items() if failed == 0]
     lines.append("")
-    lines.append("acceptance per seed: " + ", ".join(f"seed {s}: {p} passed / {f} failed" for s, (p, f) in sorted(checks.items())))
+    lines.append("acceptance per seed: " + ", ".join(f"seed {s}: {p} passed / {f} failed"
+                                                   for s, (p, f) in sorted(checks.items(), key=lambda item: (len(item[0]), item[0]))))
     lines.append(f"seeds passing every check: {len(passed)} of {len(checks)}")
     return "\n".join(lines) + "\n"
 

@@ -43,5 +43,9 @@ class DigitCNN:
 
 
 def load(settings: dict, weights: str | None = None) -> DigitCNN:
-    path = existing(weights or "results/evaluator/classifier.safetensors", "digit CNN", "run the workflow's train_classifier rule")
+    # No default path: a replicate's jobs (replicates/seed-N/) would silently score with the main run's classifier.
+    if not weights:
+        raise ValueError("digit CNN: no weights file given; the workflow passes its train_classifier output "
+                         "(results/evaluator/classifier.safetensors)")
+    path = existing(weights, "digit CNN", "run the workflow's train_classifier rule")
     return DigitCNN(path, settings.get("min_confidence", 0.0))
