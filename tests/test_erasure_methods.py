@@ -6,10 +6,10 @@ import torch
 from test_erasure_registry import _erase
 
 
-def _concept_images(tmp_path):
+def _concept_images(tmp_path, channels=3):
     from unerase.images_io import save_image_set
 
-    images = torch.randint(0, 256, (4, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    images = torch.randint(0, 256, (4, channels, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     save_image_set(tmp_path / "ci.safetensors", images, [0] * 4, ["zero"] * 4)
     return str(tmp_path / "ci.safetensors")
 
@@ -20,7 +20,7 @@ SD_RUNS = {
     "ft-cond": dict(images_per_class=2, concept_fraction=0.5, parameters="full", steps=2, lr=1e-4, batch_size=2, grad_clip=1.0),
     "sa": dict(surrogate="noise", surrogate_images=4, replay_images_per_class=2, fisher_samples=3, fisher_weight=50.0,
                parameters="non-cross-attn", steps=2, lr=1e-4, batch_size=2),
-    "fmn": dict(parameters="cross-attn", steps=2, lr=1e-4, batch_size=2),
+    "fmn": dict(parameters="cross-attn", steps=2, lr=1e-4, batch_size=2, ti_steps=0, ti_lr=1e-3, ti_vectors=1),
 }
 SELECTED = {"ac": lambda k: ".attn2." in k, "ft-cond": lambda k: True, "fmn": lambda k: ".attn2." in k,
             "sa": lambda k: ".attn2." not in k and not k.startswith(("conv_out.", "conv_norm_out.", "time_embedding."))}
@@ -250,3 +250,55 @@ def test_a_checkpoint_written_with_other_templates_or_sampling_is_not_resumed():
     assert job() == same
     assert job(templates=["the digit {}"]) != same and job(shared={"sampling": {"num_steps": 25}}) != same
     assert job(settings={"steps": 4}) != same and job(concept_text="one") != same
+
+
+def _token_attention(model, unet, prompts, target, bank):
+    """Mean cross-attention mass on `target`'s tokens over fixed noisy concept latents."""
+    from unerase.attention import CrossAttentionMaps, concept_positions
+    from unerase.diffusion import add_noise
+    from unerase.text import encode
+
+    gen = torch.Generator().manual_seed(1)
+    x_t, _, t = add_noise(model.scheduler, bank.draw(torch.arange(len(bank)), gen), gen)
+    positions = concept_positions(model.tokenizer, prompts, target)
+    with torch.no_grad(), CrossAttentionMaps(unet) as maps:
+        unet(x_t, t, encoder_hidden_states=encode(model.tokenizer, model.text_encoder, prompts))
+        layers = maps.token_maps(positions)
+    return float(sum(m.mean() for m in layers) / len(layers))
+
+
+def test_forget_me_not_with_its_ti_stage_resteers_the_learned_tokens(tiny_pipeline_dir, tmp_path):
+    # The reference's two stages: the concept learned as tokens (ti.yaml), then their cross-attention re-steered to
+    # nothing (attn.yaml). The tokens are learned again identically inside erase (same seed), so they can be measured.
+    from unerase.components import load_components
+    from unerase.erasure import forget_me_not
+    from unerase.erasure.job import ErasureJob
+
+    settings = dict(parameters="cross-attn", steps=15, lr=1e-3, batch_size=4, ti_steps=3, ti_lr=1e-2, ti_vectors=2)
+
+    def job():
+        return ErasureJob(model=load_components(str(tiny_pipeline_dir)), method="fmn", settings=settings, concept_text="zero",
+                          label=0, classes={"zero": 0, "one": 1}, templates=["a photo of the digit {}"], seed=0, manifest="",
+                          inputs={"concept_images": _concept_images(tmp_path, channels=1)})
+
+    probe = job()
+    bank = probe.concept_bank()
+    with_tokens, target, norms = forget_me_not.learn_concept_tokens(probe, bank)
+    assert target == "<fmn-concept> <fmn-concept>_1" and len(norms) == 2
+    prompts = [f"a photo of the digit {target}"] * len(bank)
+    before = _token_attention(with_tokens, with_tokens.unet, prompts, target, bank)
+    assert "<fmn-concept>" not in probe.model.tokenizer.get_vocab()  # the tokens live on a copy of the text side
+
+    erased = job()
+    result = forget_me_not.erase(erased)
+    assert result.info["resteered"] == "textual-inversion tokens" and result.info["ti_tokens"] == target
+    assert result.changed and all(".attn2." in name for name in result.changed)
+    after = _token_attention(with_tokens, erased.model.unet, prompts, target, bank)
+    assert after < 0.5 * before, (before, after)
+
+
+def test_forget_me_not_with_its_ti_stage_runs_on_the_sd_layout(sd_layout_dir, tmp_path):
+    settings = dict(SD_RUNS["fmn"], ti_steps=2, ti_vectors=2)
+    patch, record = _erase(sd_layout_dir, tmp_path, "fmn", settings, shared=SAMPLING, concept_images=_concept_images(tmp_path))
+    assert patch and all(".attn2." in k for k in patch)
+    assert record["resteered"] == "textual-inversion tokens" and len(record["ti_vector_norms"]) == 2

@@ -6,6 +6,7 @@ saved as {"<t>": (K, D)} in `learned_embeds.safetensors`, which `load_textual_in
 """
 from __future__ import annotations
 
+import copy
 import random
 import re
 
@@ -57,6 +58,15 @@ def load_token_set(components: Components, path: str, as_token: str | None = Non
         suffix = re.search(r"_(\d+)$", key)
         names.append(f"{as_token}_{suffix.group(1) if suffix else f'{i:03d}'}")
     return [add_tokens(components, name, state[key]) for name, key in zip(names, sorted(state))]
+
+
+def own_text_side(components: Components) -> Components:
+    """The model with its own tokenizer and text encoder (the UNet, VAE and scheduler shared): tokens added there
+    leave the original's text side as it was."""
+    view = copy.copy(components)
+    view.tokenizer = copy.deepcopy(components.tokenizer)
+    view.text_encoder = copy.deepcopy(components.text_encoder)
+    return view
 
 
 def init_vectors(components: Components, init_text: str, num_vectors: int) -> torch.Tensor:

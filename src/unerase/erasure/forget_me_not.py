@@ -1,8 +1,8 @@
 """Forget-Me-Not (Zhang et al. 2024), attention re-steering: fine-tune the UNet so that the concept's
 tokens receive no cross-attention — minimise Σ_layers ‖A_ℓ[:, :, concept tokens]‖² on noisy concept
-images captioned with the concept's prompts (the reference `attn.yaml`). The reference's optional
-first stage (`ti.yaml`) learns the concept as a textual-inversion token and re-steers that token;
-it is not implemented: the concept's own name tokens are re-steered.
+images captioned with the concept's prompts (the reference `attn.yaml`). With `ti_steps` > 0, the
+reference's optional first stage (`ti.yaml`): the concept is first learned as textual-inversion tokens
+on its images, and the re-steering targets those tokens in the captions instead of the name's.
 """
 from __future__ import annotations
 
@@ -10,26 +10,46 @@ import torch
 
 from ..attention import CrossAttentionMaps, concept_positions
 from ..diffusion import add_noise
+from ..inversion import invert, own_text_side, placeholder_tokens
+from ..progress import log
 from ..text import encode
 from . import training
 from .job import ErasureJob, ErasureResult
+
+TI_TOKEN = "<fmn-concept>"
+
+
+def learn_concept_tokens(job: ErasureJob, bank) -> tuple[object, str, list[float]]:
+    """The first stage: `ti_vectors` tokens learned by textual inversion on the concept images, initialised from
+    the name, on a copy of the text side sharing the UNet (the patch is the UNet's; the tokens are not kept).
+    Returns that model view, the tokens' prompt text and the learned vectors' norms (recorded)."""
+    s = job.settings
+    model = own_text_side(job.model)
+    vectors = invert(model, bank, token=TI_TOKEN, templates=job.templates, num_vectors=s["ti_vectors"], init_text=job.concept_text,
+                     lr=s["ti_lr"], batch_size=s["batch_size"], steps=s["ti_steps"], seed=job.seed)
+    log.info("forget-me-not: concept learned as %d token(s) in %d steps", len(vectors), s["ti_steps"])
+    return model, " ".join(placeholder_tokens(TI_TOKEN, s["ti_vectors"])), vectors.norm(dim=1).tolist()
 
 
 def erase(job: ErasureJob) -> ErasureResult:
     """Config block `erasure.forget_me_not` (method "fmn")."""
     s, model = job.settings, job.model
-    unet = model.unet
     bank = job.concept_bank()
+    target, info = job.concept_text, {"resteered": "name"}
+    if s["ti_steps"]:
+        model, target, norms = learn_concept_tokens(job, bank)
+        info = {"resteered": "textual-inversion tokens", "ti_tokens": target, "ti_vector_norms": norms}
+    unet = model.unet
 
     def loss_fn(step, gen, rng):
-        prompts = [rng.choice(job.templates).format(job.concept_text) for _ in range(s["batch_size"])]
+        prompts = [rng.choice(job.templates).format(target) for _ in range(s["batch_size"])]
         idx = torch.randint(0, len(bank), (s["batch_size"],), generator=gen)
         x_t, _, t = add_noise(model.scheduler, bank.draw(idx, gen), gen)
-        positions = concept_positions(model.tokenizer, prompts, job.concept_text)
+        positions = concept_positions(model.tokenizer, prompts, target)
         with CrossAttentionMaps(unet) as maps:
             unet(x_t, t, encoder_hidden_states=encode(model.tokenizer, model.text_encoder, prompts))
             layers = maps.token_maps(positions)
         return sum(m.pow(2).sum(1).mean() for m in layers) / len(layers)
 
     names = training.finetune_group("forget-me-not", job, s["parameters"], loss_fn, steps=s["steps"], lr=s["lr"])
-    return ErasureResult(names, {})
+    return ErasureResult(names, info)

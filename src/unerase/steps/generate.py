@@ -10,7 +10,7 @@ from .. import attacks
 from ..attacks import artefact_kind
 from ..attacks.job import AttackJob
 from ..attacks.latent_inversion import read_inverted_latents
-from ..inversion import load_token_set
+from ..inversion import load_token_set, own_text_side
 from ..progress import log as logger
 from ..prompts import build_prompts
 from ..sampling import generate
@@ -39,8 +39,9 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
             options["standard_unet"] = copy.deepcopy(model.unet)
         load_unet_patch(model.unet, unet_patch)
     for (attack, spec), artefact, record in zip((inline or {}).items(), inline_artefacts, inline_records, strict=True):
-        # an attack adding tokens (embeddings) gets its own text side; the others leave the model as they found it
-        attacked = text_side_copy(model) if attacks.get(attack).artefact == "embeds" else model
+        # an attack adding tokens (embeddings) gets its own text side, as with an attack job's (the generation then
+        # registers the learned file under the prompt set's token name); the others leave the model as they found it
+        attacked = own_text_side(model) if attacks.get(attack).artefact == "embeds" else model
         job = AttackJob(model=attacked, attack=attack, settings=dict(spec["settings"]), concept_text=concept_text, label=label,
                         templates=list(templates), seed=seed, artefact=artefact, inputs=dict(concept_images=concept_images),
                         sampling=dict(spec["sampling"]), guards=dict(spec.get("guards") or {}), checkpoint=spec.get("resume_from"))
@@ -72,15 +73,6 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
         x = drawn[key]
         save_image_set(images_path, x, labels, prompts, seed=seed, guidance_scale=scale)
         save_grid(grid_path, x)
-
-
-def text_side_copy(model):
-    """The loaded model with its own tokenizer and text encoder: an attack adds its placeholder tokens there,
-    and the generation then registers the learned file under the prompt set's token name, as with an attack job's."""
-    view = copy.copy(model)
-    view.tokenizer = copy.deepcopy(model.tokenizer)
-    view.text_encoder = copy.deepcopy(model.text_encoder)
-    return view
 
 
 def load_inverted_latents(path: str, num_images: int):
