@@ -134,7 +134,7 @@ def benchmark_path(rule_name, *parts):
 
 def checkpoint_path(rule_name, *parts):
     # Outside the declared outputs: a killed job keeps it, and the rerun resumes from it.
-    return f"{RUN_DIR}results/checkpoints/{rule_name}/{os.path.join(*parts)}.pt"
+    return in_run_dir(f"results/checkpoints/{rule_name}/{os.path.join(*parts)}.pt")
 
 
 def user_file(path):
@@ -148,13 +148,13 @@ def report_item(path, category, **kwargs):
     return report(path, category=f"{category}, seed {config['seed']}" if RUN_DIR else category, **kwargs)
 
 
-def in_run_dir(paths):
-    """`paths` as a job reads them from its params, which Snakemake does not move into a replicate's folder."""
-    return [RUN_DIR + p for p in paths]
+def in_run_dir(path):
+    """`path` as a job reads it from its params, which Snakemake does not move into a replicate's folder."""
+    return RUN_DIR + path
 
 
 def attack_artefact_params(wildcards):
-    return in_run_dir(attack_artefact_paths(wildcards))
+    return [in_run_dir(p) for p in attack_artefact_paths(wildcards)]
 
 
 def replicate_dir(seed):
@@ -532,8 +532,11 @@ def probe_patches(models):
 
 def probe_patch_list(models):
     """Param function: per model of `models` (in order), its UNet patch path, "" for the base and guards alone."""
-    return lambda wildcards: [in_run_dir([p])[0] if (p := unet_patch(SimpleNamespace(concept=wildcards.concept, model=m)).get("unet_patch")) else ""
-                              for m in models]
+    def patch(concept, model):
+        path = unet_patch(SimpleNamespace(concept=concept, model=model)).get("unet_patch")
+        return in_run_dir(path) if path else ""
+
+    return lambda wildcards: [patch(wildcards.concept, m) for m in models]
 
 
 def probe_guards(models):

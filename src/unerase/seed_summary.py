@@ -25,6 +25,11 @@ from .acceptance import run_checks
 REPORTED = [("esd-x", "name"), ("esd-x", "inversion"), ("tv", "name"), ("tv", "inversion"), ("esd-x", "control"), ("tv", "control")]
 
 
+def seed_order(seeds) -> list[str]:
+    """Seeds (as read, strings) in numeric order: "2" before "10"."""
+    return sorted(seeds, key=lambda s: (len(s), s))
+
+
 def mean_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
     """(mean, low, high): Student-t interval for the mean of independent replicates; a single value
     has no interval (low = high = NaN), no value not even a mean (all NaN)."""
@@ -66,7 +71,7 @@ def load_runs(paths: list[str], seeds: list | None = None) -> pd.DataFrame:
 def per_seed_table(df: pd.DataFrame, cells=REPORTED) -> pd.DataFrame:
     """Rows: concept × seed, then a mean and a 95 % interval row per concept; columns: the cells."""
     acc = df.set_index(["seed", "concept", "model", "prompt_set"])["accuracy"]
-    seeds = sorted(df["seed"].unique(), key=lambda s: (len(s), s))
+    seeds = seed_order(df["seed"].unique())
     alpha = df.groupby(["seed", "concept"])["tv_alpha"].first() if "tv_alpha" in df else pd.Series(dtype=float)
     rows = []
     for concept in sorted(df["concept"].unique()):
@@ -83,7 +88,7 @@ def per_seed_table(df: pd.DataFrame, cells=REPORTED) -> pd.DataFrame:
 def every_cell(df: pd.DataFrame) -> pd.DataFrame:
     """Every (concept, model, prompt set) cell over the seeds, in %: n, mean, the 95 % interval for the mean
     (Student t; none for n = 1) and each seed's value (`seed <s>` columns; empty where a run lacks the cell)."""
-    seeds = sorted(df["seed"].unique(), key=lambda s: (len(s), s))
+    seeds = seed_order(df["seed"].unique())
     wide = df.pivot_table(index=["concept", "model", "prompt_set"], columns="seed", values="accuracy", aggfunc="first", sort=False)
     rows = []
     for (concept, model, prompt_set), values in wide.iterrows():
@@ -136,8 +141,7 @@ def to_markdown(table: pd.DataFrame, checks: dict[str, tuple[int, int]]) -> str:
     lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
     passed = [s for s, (_, failed) in checks.items() if failed == 0]
     lines.append("")
-    lines.append("acceptance per seed: " + ", ".join(f"seed {s}: {p} passed / {f} failed"
-                                                   for s, (p, f) in sorted(checks.items(), key=lambda item: (len(item[0]), item[0]))))
+    lines.append("acceptance per seed: " + ", ".join(f"seed {s}: {checks[s][0]} passed / {checks[s][1]} failed" for s in seed_order(checks)))
     lines.append(f"seeds passing every check: {len(passed)} of {len(checks)}")
     return "\n".join(lines) + "\n"
 
