@@ -82,6 +82,8 @@ METHODS = config["erasure"]["methods"]  # models: registered methods and stacks 
 TV = config["erasure"]["task_vector"]
 ATTACKS_RUN = config["attacks"]["run"]  # each is one prompt set of the audit, on every model
 PROMPT_SETS = ["name"] + ATTACKS_RUN + ["control"]
+# The TV paper's control task: fixed free-text prompts every audited model draws, scored by CLIP (rules/control_task.smk).
+CONTROL_PROMPTS = config["evaluation"]["control_task"]["prompts"]
 # Models that get the full audit (every prompt set): the base and each erasure method or stack.
 # "tv" is the task-vector model at the alpha its erase job chose.
 AUDITED_MODELS = ["base"] + METHODS
@@ -578,7 +580,8 @@ def audit_outputs():
         f"results/erased/{c}/{w}/erasure.json" for c in CONCEPTS for w in sorted({weight_part(m) for m in METHODS} - {None})] + (
         ["results/figures/tv_es_alpha.png"] if "tv-es" in {weight_part(m) for m in METHODS} else []) + (
         [f"results/figures/memories_nll_{c}.png" for c in CONCEPTS] + ["results/tables/memories.md"] if "memories" in PROBES_RUN else []) + (
-        ["results/figures/safety_grid.png", "results/tables/safety_grid.md"] if "safety-grid" in PROBES_RUN else [])
+        ["results/figures/safety_grid.png", "results/tables/safety_grid.md"] if "safety-grid" in PROBES_RUN else []) + (
+        ["results/tables/control_task.md"] if CONTROL_PROMPTS else [])
 
 
 def provenance_inputs(wildcards):
@@ -608,6 +611,7 @@ REPORT_TABLES = {
     **({"unlearn_diff": "UnlearnDiff: pre-attack and post-attack (UnlearnDiffAtk layout)"} if "unlearn-diff" in ATTACKS_RUN else {}),
     **({"memories": "Memories of forgotten concepts"} if "memories" in PROBES_RUN else {}),
     **({"safety_grid": "Unconditional safety grid"} if "safety-grid" in PROBES_RUN else {}),
+    **({"control_task": "Control task: CLIP similarity of fixed unrelated prompts' images (Task-Vector paper)"} if CONTROL_PROMPTS else {}),
     "efficiency": "Time, memory and disk per stage, method and attack",
     **({"seeds": "Replicates over seeds: every cell's mean and 95 % interval"} if config["seeds"] else {}),
 }

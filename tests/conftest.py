@@ -56,3 +56,26 @@ def sd_layout_dir(tmp_path_factory, tokenizer):
     StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=sched, safety_checker=None,
                             feature_extractor=None, requires_safety_checker=False).save_pretrained(out, safe_serialization=True)
     return out
+
+
+# A tiny open_clip CLIP (the classes of ViT-B/32 and ViT-L-14, one layer each) for evaluator tests on random weights.
+TINY_CLIP = {"embed_dim": 16,
+             "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+             "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory):
+    """The tiny CLIP with random weights as an open_clip `local-dir:` folder (its config beside its weights), so that a
+    Snakemake job's own process finds the architecture too. Returns (model name, weights file)."""
+    import json
+
+    import open_clip
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("clip_dir")
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CLIP}))
+    torch.manual_seed(0)
+    model = open_clip.create_model(f"local-dir:{folder}", pretrained=None)
+    save_file(model.state_dict(), str(folder / "open_clip_model.safetensors"))
+    return f"local-dir:{folder}", folder / "open_clip_model.safetensors"

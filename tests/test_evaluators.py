@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, TINY_CLIP
 from unerase import evaluators
 from unerase.evaluators.base import EvaluatorWeightsMissing
 
@@ -116,9 +116,6 @@ def test_an_sd_shaped_cell_is_scored_with_a_weights_file_the_test_wrote(tmp_path
 
 # --- CLIP zero-shot: a tiny open_clip CLIP (the same classes as ViT-L-14, two layers) with random weights
 
-TINY_CLIP = {"embed_dim": 16,
-             "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
-             "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
 ART = {"tench": 0, "church": 497, "chain_saw": 491}
 
 

@@ -378,7 +378,12 @@ def test_sd14_plans_only_once_its_fid_reference_is_named(tmp_path):
     assert proc.returncode != 0 and f"'evaluation.fid.reference': {tmp_path / 'coco30k.npz'} does not exist" in proc.stdout + proc.stderr
     (tmp_path / "coco30k.npz").write_bytes(b"")
     jobs = planned_jobs(smk(tmp_path, "-n", "--configfile", "config/sd14.yaml", str(tmp_path / "reference.yaml")))
-    assert jobs["evaluate"] == len(yaml.safe_load((ROOT / "config/sd14.yaml").read_text())["concepts"])
+    sd14 = yaml.safe_load((ROOT / "config/sd14.yaml").read_text())
+    assert jobs["evaluate"] == len(sd14["concepts"])
+    # the TV paper's control task: its six prompts on every audited model (the base and each method), one table
+    assert sd14["evaluation"]["control_task"]["prompts"][:2] == ["art by Kilian Eng", "art by Picasso"]
+    assert jobs["generate_control_task"] == len(sd14["concepts"]) * (1 + len(sd14["erasure"]["methods"]))
+    assert jobs["score_control_task"] == len(sd14["concepts"]) and jobs["control_task_table"] == 1
     # the digit CNN's FID features are no SD evaluator's: said at once
     (tmp_path / "features.yaml").write_text(yaml.safe_dump({"evaluation": {"fid": {"features": "evaluator"}}}))
     proc = smk(tmp_path, "-n", "--configfile", "config/sd14.yaml", str(tmp_path / "features.yaml"), check=False)
@@ -463,3 +468,31 @@ def test_a_stack_audited_without_its_weights_learns_their_attacks_in_attack_jobs
     assert jobs["attack_prompts_standalone"] == 1, jobs  # UnlearnDiff
     assert jobs["generate"] == 1 and jobs["generate_guarded"] == 1  # the base learns its own; the stack samples esd-x's
     assert "results/attacks/zero/esd-x/inversion/learned_embeds.safetensors" in proc.stdout
+
+
+@pytest.mark.slow
+def test_the_control_task_runs_in_jobs_of_its_own(workdir, tiny_clip_dir):
+    """Control prompts on the finished tiny run: only the control task's jobs run (every audited model draws the prompts,
+    CLIP scores them, one table); changing the prompts re-runs those jobs and nothing upstream."""
+    name, weights = tiny_clip_dir
+    clip = {"model": name, "pretrained": "random", "weights": str(weights), "template": "{}"}
+    cfg = overlay(workdir, "control.yaml", {"evaluation.control_task.prompts": ["a photo of a cat", "the digit one"],
+                                            "evaluation.erasure_score.clip": clip})
+    audited = 1 + len(yaml.safe_load((ROOT / ".test/config.yaml").read_text())["erasure"]["methods"])
+    jobs = planned_jobs(smk(workdir, "-n", "--configfile", cfg))
+    assert jobs.pop("generate_control_task") == audited and jobs.pop("score_control_task") == 1, jobs
+    assert set(jobs) <= {"control_task_table", "report_page", "efficiency_table", "provenance", "all"}, jobs
+    smk(workdir, "--cores", "2", "--configfile", cfg)
+    df = pd.read_csv(workdir / "results/tables/control_task.csv")
+    assert len(df) == audited * 3 and set(df["prompt"]) == {"all", "a photo of a cat", "the digit one"}
+    assert df["mean_similarity"].between(-1, 1).all() and (df["ci95_low"] <= df["mean_similarity"]).all()
+    assert (df.loc[df["prompt"] == "all", "images"] == 10).all()  # images_per_cell, the prompts in turn
+    page = (workdir / "results/report/control_task.html").read_text()
+    assert "Control task" in page and "a photo of a cat" in page
+    # the erased models draw other images than the base from the same seeds
+    base = load_file(workdir / "results/generations/zero/base/control-prompts.safetensors")["images"]
+    assert not (base == load_file(workdir / "results/generations/zero/esd-x/control-prompts.safetensors")["images"]).all()
+    changed = overlay(workdir, "control2.yaml", {"evaluation.control_task.prompts": ["a photo of a dog"], "evaluation.erasure_score.clip": clip})
+    jobs = planned_jobs(smk(workdir, "-n", "--configfile", changed))
+    assert jobs.pop("generate_control_task") == audited and set(jobs) <= {"score_control_task", "control_task_table", "report_page",
+                                                                          "efficiency_table", "provenance", "all"}, jobs

@@ -27,6 +27,9 @@ def read_benchmark(path: str | Path) -> tuple[float, float, float]:
     return float(row["s"]), float(row["cpu_time"]), float(row["max_rss"])
 
 
+CONTROL_TASK = "control task (fixed prompts of one model)"
+
+
 def classify(relative: Path, methods: set[str], attacks: set[str], models: set[str], concepts: set[str]) -> tuple[str, str, str | None] | None:
     """(stage, name, concept) of the job whose benchmark file is `relative` (under results/benchmarks/),
     or None for a job of another config (a method, attack, model or concept this run does not audit)."""
@@ -43,6 +46,10 @@ def classify(relative: Path, methods: set[str], attacks: set[str], models: set[s
         return "attack", parts[0], parts[1]
     if rule == "generate" and parts[0] in concepts and parts[1] in models:
         return "generation", "generate (every prompt set of one model)", parts[0]
+    if rule == "generate_control_task" and parts[0] in concepts and parts[1] in models:
+        return "generation", CONTROL_TASK, parts[0]
+    if rule == "score_control_task" and parts[0] in concepts:
+        return "evaluation", "score the control task", parts[0]
     if rule in ("memories", "safety_grid") and parts[0] in concepts:
         return "probe", rule.replace("_", " "), parts[0]
     if rule == "evaluate" and parts[0] in concepts:
@@ -83,8 +90,10 @@ def output_paths(stage: str, name: str, results: Path, concepts) -> list[Path]:
                 for c in concepts]
     if stage == "attack":
         return [d for c in concepts for d in (results / "attacks" / c).glob(f"*/{name}")]
+    if stage == "generation" and name == CONTROL_TASK:
+        return [f for c in concepts for f in (results / "generations" / c).glob("*/control-prompts.*")]
     if stage == "generation":
-        return [results / "generations" / c for c in concepts]
+        return [f for c in concepts for f in (results / "generations" / c).rglob("*") if not f.name.startswith("control-prompts.")]
     if stage == "probe":
         return [results / "probes" / c / f"{name.replace(' ', '_')}.json" for c in concepts]
     return [results / "metrics" / c for c in concepts]

@@ -220,6 +220,59 @@ def pre_post_table(df: pd.DataFrame, models: list[str], attack_set: str, labels:
     return pd.DataFrame(rows)
 
 
+def control_task_long(records: list[dict]) -> pd.DataFrame:
+    """One row per (concept, model, prompt) of the control task (unerase.steps.control_task) and one per (concept, model)
+    over its prompts (prompt "all"): images, mean CLIP similarity of each image to its own prompt and the mean's 95 %
+    Student-t interval over the images, the scorer's name and weights hash. A prompt naming the concept itself (the
+    paper's "garbage truck" where garbage_truck is erased) is left out of "all": there it measures the erasure, not
+    the model's other abilities (column `left_out`)."""
+    from .seed_summary import mean_interval
+
+    rows = []
+    for r in records:
+        name = r["concept"].replace("_", " ").lower()
+        per_prompt = {}
+        for prompt, value in zip(r["prompts"], r["similarities"], strict=True):
+            per_prompt.setdefault(prompt, []).append(value)
+        left_out = [p for p in per_prompt if name in p.lower()]
+        kept = [v for p, values in per_prompt.items() if p not in left_out for v in values]
+        for prompt, values in [("all", kept), *per_prompt.items()]:
+            mean, low, high = mean_interval(values)
+            rows.append(dict(concept=r["concept"], model=r["model"], prompt=prompt, images=len(values), mean_similarity=mean,
+                             ci95_low=low, ci95_high=high, left_out="; ".join(left_out) if prompt == "all" else "",
+                             scorer=r["similarity_evaluator"]["name"], scorer_sha256=r["similarity_evaluator"]["sha256"]))
+    return pd.DataFrame(rows)
+
+
+def control_task_table(df: pd.DataFrame, models: list[str], labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """Rows = models (base first); per concept the mean similarity [95 % interval]; then the mean over concepts and its
+    difference from the base model's (what the erasure cost the unrelated prompts)."""
+    labels = labels or {}
+    overall = df[df["prompt"] == "all"].set_index(["concept", "model"])
+    concepts = list(dict.fromkeys(df["concept"]))
+
+    def mean_over_concepts(model):
+        values = [overall["mean_similarity"].get((c, model), float("nan")) for c in concepts]
+        known = [v for v in values if not pd.isna(v)]
+        return sum(known) / len(known) if known else float("nan")
+
+    base = mean_over_concepts("base")
+    rows = []
+    for m in ["base"] + [m for m in models if m != "base"]:
+        row = {"model": labels.get(m, m)}
+        for c in concepts:
+            if (c, m) not in overall.index or pd.isna(overall["mean_similarity"][(c, m)]):
+                row[c] = "–"
+                continue
+            cell = overall.loc[(c, m)]
+            row[c] = f"{cell['mean_similarity']:.3f} [{cell['ci95_low']:.3f}, {cell['ci95_high']:.3f}]"
+        mean = mean_over_concepts(m)
+        row["mean"] = "–" if pd.isna(mean) else f"{mean:.3f}"
+        row["vs base"] = "–" if pd.isna(mean) or pd.isna(base) else f"{mean - base:+.3f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub Markdown table (no optional `tabulate` dependency)."""
     cols = list(df.columns)

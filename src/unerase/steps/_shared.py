@@ -26,6 +26,18 @@ def load_model(manifest: str, device, unet_patch: str | None = None, precision: 
     return components
 
 
+def load_guarded_model(manifest: str, device, unet_patch: str | None, sampling_options: dict | None,
+                       precision: str = "float32") -> tuple[Components, dict]:
+    """An audited model as a generation job samples it: the base, its weight method's UNet patch, and its guards'
+    sampler options (IRECE reads the un-erased UNet's attention, kept before the patch)."""
+    options = dict(sampling_options or {})
+    model = load_model(manifest, device, None, precision)
+    if unet_patch:
+        if "irece" in options:
+            options["standard_unet"] = copy.deepcopy(model.unet)
+        load_unet_patch(model.unet, unet_patch)
+    return model, options
+
 
 def audited_model(base: Components, standard_unet, unet_patch: str, guard_options: dict) -> tuple[Components, dict]:
     """One model of a probe's list over a loaded base: the base's components with a fresh copy of the

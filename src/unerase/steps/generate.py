@@ -1,9 +1,6 @@
 """Generation step: a model's prompt sets, M images each with fixed seeds."""
 from __future__ import annotations
 
-import copy
-
-from ..components import load_unet_patch
 from ..images_io import save_grid, save_image_set
 from ..atomic import read_json
 from .. import attacks
@@ -14,7 +11,7 @@ from ..inversion import load_token_set, own_text_side
 from ..progress import log as logger
 from ..prompts import build_prompts
 from ..sampling import generate
-from ._shared import load_model, start
+from ._shared import load_guarded_model, start
 from .attack import learn
 
 
@@ -32,12 +29,7 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
     makes Snakemake wait for them). `guidance_by_set`: {prompt set: guidance scale} for sets drawn at a scale of their
     own (Concept Inversion on Forget-Me-Not, CCE); the others at `guidance_scale`."""
     device = start(threads, log)
-    options = dict(sampling_options or {})
-    model = load_model(manifest, device, None, precision)
-    if unet_patch:
-        if "irece" in options:  # IRECE reads the un-erased model's attention
-            options["standard_unet"] = copy.deepcopy(model.unet)
-        load_unet_patch(model.unet, unet_patch)
+    model, options = load_guarded_model(manifest, device, unet_patch, sampling_options, precision)
     for (attack, spec), artefact, record in zip((inline or {}).items(), inline_artefacts, inline_records, strict=True):
         # an attack adding tokens (embeddings) gets its own text side, as with an attack job's (the generation then
         # registers the learned file under the prompt set's token name); the others leave the model as they found it

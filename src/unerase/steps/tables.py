@@ -6,7 +6,7 @@ import pandas as pd
 from ..atomic import atomic_path, read_json
 from ..evaluation import ERASURE_SCORE_FIELDS, erasure_score
 from ..progress import setup_logging
-from ..tables import (attacks_table, long_table, memories_long, memories_table, modality_headers, modality_order, paper_table,
+from ..tables import (attacks_table, control_task_long, control_task_table, long_table, memories_long, memories_table, modality_headers, modality_order, paper_table,
                       pre_post_table, quality_table, safety_grid_long, safety_grid_table, target_other_table, to_markdown, wilson_interval)
 
 
@@ -156,3 +156,25 @@ def safety_grid(*, records, accuracy, grid_md, grid_csv, concepts, models, metho
             to_markdown(safety_grid_table(df, models, labels)) +
             "\nTable 1 layout (the same models, the audit's name and control prompt sets):\n\n" +
             to_markdown(target_other_table(pd.read_csv(accuracy), concepts, models, labels)))
+
+
+def control_task(*, records, control_task_md, control_task_csv, models, method_labels, threads=1, log=None):
+    """The Task-Vector paper's control task: per model and concept, the mean CLIP similarity of the fixed control prompts'
+    images to their own prompts, with its 95 % interval, and the change from the base model."""
+    setup_logging(log)
+    recs = [read_json(r) for r in records]
+    df = control_task_long(recs)
+    with atomic_path(control_task_csv) as tmp:
+        df.to_csv(tmp, index=False)
+    first = recs[0]
+    prompts = list(first["prompt_similarity_by_prompt"])
+    left_out = sorted({f"{c}: {p}" for c, p in df.loc[df["left_out"] != "", ["concept", "left_out"]].itertuples(index=False)})
+    with atomic_path(control_task_md) as tmp:
+        tmp.write_text(
+            f"Control task (Task-Vector paper §5.1): the mean {first['similarity_evaluator']['name']} similarity of each model's "
+            f"images of {len(prompts)} fixed prompts unrelated to the erased concepts ({', '.join(repr(p) for p in prompts)}; "
+            f"{first['images']} images per model, the prompts in turn) to their own prompt, with its 95 % interval over the "
+            "images (Student t); one erased model per concept, so one column per concept. Higher is better: the erasure left "
+            "the model's other abilities alone. A prompt naming a column's concept is left out of that column"
+            f"{' (' + '; '.join(left_out) + ')' if left_out else ''}; vs base: the mean's change from the original model's. "
+            "Per prompt: control_task.csv.\n\n" + to_markdown(control_task_table(df, models, {"base": "original", **method_labels})))
