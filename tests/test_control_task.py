@@ -70,18 +70,20 @@ def test_the_table_leaves_a_prompt_naming_the_concept_out_of_its_column():
     base = [0.30, 0.20, 0.32, 0.28, 0.22, 0.30]  # Picasso, garbage truck, Brad Pitt, twice
     erased = [0.29, 0.10, 0.31, 0.27, 0.12, 0.29]  # the garbage truck erased: its own prompt drops
     df = control_task_long([record("garbage_truck", "base", base), record("garbage_truck", "tv", erased),
-                            record("church", "base", base), record("church", "tv", [0.2] * 6)])
+                            record("church", "base", base), record("church", "tv", [0.2] * 6), record("truck", "base", base)])
     overall = df[df["prompt"] == "all"].set_index(["concept", "model"])
     assert overall.loc[("garbage_truck", "base"), "mean_similarity"] == pytest.approx((0.30 + 0.32 + 0.28 + 0.30) / 4)
     assert overall.loc[("garbage_truck", "tv"), "left_out"] == "garbage truck" and overall.loc[("garbage_truck", "tv"), "images"] == 4
     assert overall.loc[("church", "base"), "mean_similarity"] == pytest.approx(sum(base) / 6) and overall.loc[("church", "base"), "left_out"] == ""
+    assert overall.loc[("truck", "base"), "left_out"] == "garbage truck"  # a whole word of the prompt, any case
+    assert not control_task_long([record("bra", "base", base)])["left_out"].any()  # "Brad Pitt" does not name "bra"
     # Student-t interval over the images: [0.2] * 6 has none wider than zero, the others contain their mean
     assert overall.loc[("church", "tv"), "ci95_low"] == pytest.approx(0.2) == overall.loc[("church", "tv"), "ci95_high"]
     row = overall.loc[("garbage_truck", "base")]
     assert row["ci95_low"] < row["mean_similarity"] < row["ci95_high"]
     per_prompt = df[(df["concept"] == "garbage_truck") & (df["model"] == "tv")].set_index("prompt")["mean_similarity"]
     assert per_prompt["garbage truck"] == pytest.approx(0.11)  # kept in the per-prompt rows
-    table = control_task_table(df, ["tv"], {"base": "original", "tv": "TV"}).set_index("model")
+    table = control_task_table(df[df["concept"] != "truck"], ["tv"], {"base": "original", "tv": "TV"}).set_index("model")
     assert table.loc["original", "garbage_truck"].startswith("0.300 [") and table.loc["TV", "church"] == "0.200 [0.200, 0.200]"
     tv_mean = ((0.29 + 0.31 + 0.27 + 0.29) / 4 + 0.2) / 2
     base_mean = (0.30 + sum(base) / 6) / 2

@@ -4,7 +4,11 @@ the erased model / accuracy after Concept Inversion"; and the attacks table: per
 set (the name, each attack, white-box and black-box apart, the control classes)."""
 from __future__ import annotations
 
+import re
+
 import pandas as pd
+
+from .seed_summary import mean_interval
 
 
 def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -226,15 +230,13 @@ def control_task_long(records: list[dict]) -> pd.DataFrame:
     Student-t interval over the images, the scorer's name and weights hash. A prompt naming the concept itself (the
     paper's "garbage truck" where garbage_truck is erased) is left out of "all": there it measures the erasure, not
     the model's other abilities (column `left_out`)."""
-    from .seed_summary import mean_interval
-
     rows = []
     for r in records:
-        name = r["concept"].replace("_", " ").lower()
+        names_concept = re.compile(rf"\b{re.escape(r['concept'].replace('_', ' '))}\b", re.IGNORECASE)  # "six", not "sixty"
         per_prompt = {}
         for prompt, value in zip(r["prompts"], r["similarities"], strict=True):
             per_prompt.setdefault(prompt, []).append(value)
-        left_out = [p for p in per_prompt if name in p.lower()]
+        left_out = [p for p in per_prompt if names_concept.search(p)]
         kept = [v for p, values in per_prompt.items() if p not in left_out for v in values]
         for prompt, values in [("all", kept), *per_prompt.items()]:
             mean, low, high = mean_interval(values)
