@@ -224,6 +224,14 @@ def pre_post_table(df: pd.DataFrame, models: list[str], attack_set: str, labels:
     return pd.DataFrame(rows)
 
 
+def values_by_prompt(prompts: list[str], values: list[float]) -> dict[str, list[float]]:
+    """Image i's value under its prompt, prompts in their first-seen order."""
+    grouped = {}
+    for prompt, value in zip(prompts, values, strict=True):
+        grouped.setdefault(prompt, []).append(value)
+    return grouped
+
+
 def control_task_long(records: list[dict]) -> pd.DataFrame:
     """One row per (concept, model, prompt) of the control task (unerase.steps.control_task) and one per (concept, model)
     over its prompts (prompt "all"): images, mean CLIP similarity of each image to its own prompt and the mean's 95 %
@@ -233,9 +241,7 @@ def control_task_long(records: list[dict]) -> pd.DataFrame:
     rows = []
     for r in records:
         names_concept = re.compile(rf"\b{re.escape(r['concept'].replace('_', ' '))}\b", re.IGNORECASE)  # "six", not "sixty"
-        per_prompt = {}
-        for prompt, value in zip(r["prompts"], r["similarities"], strict=True):
-            per_prompt.setdefault(prompt, []).append(value)
+        per_prompt = values_by_prompt(r["prompts"], r["similarities"])
         left_out = [p for p in per_prompt if names_concept.search(p)]
         kept = [v for p, values in per_prompt.items() if p not in left_out for v in values]
         for prompt, values in [("all", kept), *per_prompt.items()]:

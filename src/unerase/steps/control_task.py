@@ -13,6 +13,7 @@ from ..images_io import load_image_set, save_grid, save_image_set
 from ..progress import log as logger
 from ..progress import setup_logging
 from ..sampling import generate as sample
+from ..tables import values_by_prompt
 from ._shared import load_guarded_model, start
 
 NO_CLASS = -1  # the label of an image drawn from free text
@@ -40,11 +41,9 @@ def generate(*, manifest, images, grid, prompts, num_images, seed, guidance_scal
 
 def summarise(similarities: list[float], prompts: list[str]) -> dict:
     """The mean similarity over all images and per prompt (each with its image count)."""
-    by_prompt = {}
-    for p, s in zip(prompts, similarities, strict=True):
-        by_prompt.setdefault(p, []).append(s)
     return dict(images=len(similarities), mean_prompt_similarity=statistics.fmean(similarities),
-                prompt_similarity_by_prompt={p: dict(images=len(v), mean=statistics.fmean(v)) for p, v in by_prompt.items()})
+                prompt_similarity_by_prompt={p: dict(images=len(v), mean=statistics.fmean(v))
+                                             for p, v in values_by_prompt(prompts, similarities).items()})
 
 
 def score(*, images, metrics, clip, cells, threads=1, log=None):
