@@ -47,6 +47,14 @@ def learned_token(prompt: str) -> str | None:
     return match.group(0) if match else None
 
 
+def values_by_prompt(prompts: list[str], values: list[float]) -> dict[str, list[float]]:
+    """Image i's value under its prompt, prompts in their first-seen order."""
+    grouped = {}
+    for prompt, value in zip(prompts, values, strict=True):
+        grouped.setdefault(prompt, []).append(value)
+    return grouped
+
+
 def scores_by_token(scores: torch.Tensor, prompts: list[str]) -> dict[str, float]:
     """Mean score of the images of each learned token (over every template it was used in)."""
     groups: dict[str, list[float]] = {}

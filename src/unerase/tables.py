@@ -8,6 +8,7 @@ import re
 
 import pandas as pd
 
+from .evaluation import values_by_prompt
 from .seed_summary import mean_interval
 
 
@@ -222,14 +223,6 @@ def pre_post_table(df: pd.DataFrame, models: list[str], attack_set: str, labels:
         row["mean"] = f"{_pct(sum(pre_all) / len(pre_all))} → {_pct(sum(post_all) / len(post_all))}" if pre_all else "–"
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def values_by_prompt(prompts: list[str], values: list[float]) -> dict[str, list[float]]:
-    """Image i's value under its prompt, prompts in their first-seen order."""
-    grouped = {}
-    for prompt, value in zip(prompts, values, strict=True):
-        grouped.setdefault(prompt, []).append(value)
-    return grouped
 
 
 def control_task_long(records: list[dict]) -> pd.DataFrame:

@@ -8,12 +8,12 @@ from __future__ import annotations
 import statistics
 
 from ..atomic import write_json
+from ..evaluation import values_by_prompt
 from ..evaluators import clip_similarity
 from ..images_io import load_image_set, save_grid, save_image_set
 from ..progress import log as logger
 from ..progress import setup_logging
 from ..sampling import generate as sample
-from ..tables import values_by_prompt
 from ._shared import load_guarded_model, start
 
 NO_CLASS = -1  # the label of an image drawn from free text
