@@ -409,6 +409,8 @@ def erasure_evaluator(wildcards):
 def config_value(dotted):
     if dotted == "evaluation.erasure_score":  # what tv-es reads of it (registry `uses`)
         return erasure_score_settings()
+    if dotted == "evaluation.control_task":
+        return control_task_settings()
     node = config
     for key in dotted.split("."):
         node = node[key]
@@ -475,6 +477,18 @@ def erasure_score_settings():
     CLIP similarity (so a change to it under score: probability re-runs nothing)."""
     block = config["evaluation"]["erasure_score"]
     return block if block["score"] == "clip-similarity" else {"score": block["score"]}
+
+
+def control_task_clip():
+    """The Erasure Score's CLIP as the control task reads it: without the class template (free-text prompts need none),
+    so a template change re-scores nothing."""
+    return {k: v for k, v in config["evaluation"]["erasure_score"]["clip"].items() if k != "template"}
+
+
+def control_task_settings():
+    """Block evaluation.control_task as tv-es's alpha search reads it: its prompts and, only when there are some, the
+    CLIP that scores them (so a CLIP change without control prompts re-runs no alpha search)."""
+    return {"prompts": CONTROL_PROMPTS, "clip": control_task_clip()} if CONTROL_PROMPTS else {"prompts": []}
 
 
 def fid_settings():

@@ -46,8 +46,7 @@ rule score_control_task:
         benchmark_path("score_control_task", "{concept}"),
     params:
         code=package_code("score_control_task.py"),
-        # the Erasure Score's CLIP without its class template (free-text prompts need none), so a template change re-runs nothing here
-        clip={k: v for k, v in config["evaluation"]["erasure_score"]["clip"].items() if k != "template"},
+        clip=control_task_clip(),
         cells=lambda wc: [{"concept": wc.concept, "model": m} for m in AUDITED_MODELS],
     conda:
         "../envs/diffusion.yaml"

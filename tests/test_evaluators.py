@@ -460,14 +460,19 @@ def test_tv_es_picks_alpha_by_the_clip_similarity_erasure_score_on_an_sd_shaped_
     classes = {"church": 497, "tench": 0, "chain_saw": 491}
     sampling = dict(guidance_scale=3.0, num_steps=2, batch_size=4, precision="float32")
     es_block = {"score": "clip-similarity", "clip": similarity_block(tiny_clip)}
-    job = ErasureJob(model=model, method="tv-es", settings={"max_erasure_score": -1.0}, concept_text="church", label=497,
-                     classes=classes, templates=["a photo of a {}"], seed=0, manifest="",
+    # the control task's prompts: "a church at night" names the erased concept and is left out, as in its table
+    control_task = {"prompts": ["a photo of a tench", "a church at night", "a chain saw"],
+                    "clip": {k: v for k, v in es_block["clip"].items() if k != "template"}}
+    job = ErasureJob(model=model, method="tv-es", settings={"max_erasure_score": -1.0, "min_control_similarity": None}, concept_text="church",
+                     label=497, classes=classes, templates=["a photo of a {}"], seed=0, manifest="",
                      inputs={"finetuned": str(finetuned), "diverse_inversion": str(tokens)},
                      shared={"sampling": sampling, "evaluation.images_per_cell": 2, "erasure.task_vector.alphas": [1.0, 2.0],
-                             "erasure.task_vector.min_control_accuracy": 0.0, "evaluation.erasure_score": es_block},
+                             "erasure.task_vector.min_control_accuracy": 0.0, "evaluation.erasure_score": es_block,
+                             "evaluation.control_task": control_task},
                      evaluator={"name": "resnet50", "settings": {"tag": "IMAGENET1K_V1", "weights": str(resnet_file)}})
     result = erase(job)
     assert result.info["erasure_score_by"] == "clip-similarity" and [c["alpha"] for c in result.info["candidates"]] == [1.0, 2.0]
+    assert result.info["control_task_prompts"] == ["a chain saw", "a photo of a tench"]
     # alpha 2 by hand: its model's images of the name and of each token, against "a photo of church"
     sim = clip_similarity.load(es_block["clip"], classes)
     check = load_components(str(sd_layout_dir))
@@ -481,6 +486,12 @@ def test_tv_es_picks_alpha_by_the_clip_similarity_erasure_score_on_an_sd_shaped_
         s = sim.similarity(x, torch.tensor(labels))
         means += [float(s.mean())] if learned is None else [float(s[[i for i, p in enumerate(prompts) if t in p]].mean()) for t in names]
     assert result.info["candidates"][1]["erasure_score"] == pytest.approx(max(means), abs=1e-5)
+    # alpha 2's control task: the kept prompts in turn from the cells' seeds, each image against its own prompt
+    control_prompts = ["a photo of a tench", "a chain saw"]
+    x = generate(check, control_prompts, [0, 1], 3.0, 2, 4)
+    expected = clip_similarity.load_prompt_similarity(control_task["clip"]).similarity(x, control_prompts).mean()
+    assert result.info["candidates"][1]["control_similarity"] == pytest.approx(float(expected), abs=1e-5)
+    assert result.info["candidates"][0]["control_similarity"] != pytest.approx(float(expected), abs=1e-5)  # alpha 1 draws others
     # no alpha reaches an Erasure Score of -1: the lowest one keeping control is chosen
     assert result.info["alpha"] == min(result.info["candidates"], key=lambda c: (c["erasure_score"], c["alpha"]))["alpha"]
 

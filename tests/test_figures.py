@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from unerase.figures import audit_overview, tile
+from unerase.figures import alpha_tradeoff, audit_overview, tile
 
 
 def test_tile_places_each_image_with_one_pixel_gaps():
@@ -23,6 +23,24 @@ def test_tile_shrinks_sd_size_images_and_keeps_colour():
     assert t.shape == (129, 129, 3)
     assert (t[:64, :64, 0] == 200).all() and (t[:64, :64, 1:] == 0).all()
     assert (t[65:, 65:] == 255).all()  # the fourth slot is empty
+
+
+def test_the_alpha_figure_gains_the_control_task_panel_when_the_search_scored_its_prompts(tmp_path):
+    def record(similarities):
+        candidates = [dict(alpha=a, erasure_score=0.5 / a, control=1.0 - 0.1 * a, **({"control_similarity": s} if s else {}))
+                      for a, s in zip((1.0, 1.5, 2.0), similarities)]
+        return dict(alpha=1.5, candidates=candidates, max_erasure_score=0.24, min_control_accuracy=0.8, min_control_similarity=None,
+                    erasure_score_by="clip-similarity")
+
+    widths = {}
+    for name, records in {"classes": {"church": record([None] * 3)},
+                          # garbage_truck: every control prompt named it, so its search scored none
+                          "prompts": {"church": record([0.31, 0.30, 0.27]), "garbage_truck": record([None] * 3)}}.items():
+        path = tmp_path / f"{name}.png"
+        alpha_tradeoff(records, str(path))
+        with Image.open(path) as image:
+            widths[name] = image.size[0]
+    assert widths["prompts"] == pytest.approx(1.5 * widths["classes"], rel=0.02)  # three panels instead of two
 
 
 def test_the_overview_has_a_panel_per_cell(tmp_path):

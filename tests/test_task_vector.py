@@ -86,3 +86,33 @@ def test_erasure_score_rule_takes_the_smallest_alpha_below_the_bound_keeping_con
     assert alpha == 1.5 and "smallest" in why and scored == [1.0, 1.5, 2.0] and [r["alpha"] for r in results] == [1.0, 1.5, 2.0]
     alpha, why, _ = search_alpha_by_erasure_score(planted.get, [1.0, 1.5, 2.0], 0.1, 0.8)  # none below 0.1 keeping control
     assert alpha == 1.5 and "lowest Erasure Score keeping control" in why
+
+
+def test_a_control_task_bound_holds_the_erasure_score_choice_to_alphas_keeping_the_prompts():
+    """With erasure.tv_es.min_control_similarity set, an alpha whose control-task CLIP similarity falls below it is not
+    taken, though its Erasure Score and control classes would do; without the bound the similarity is only recorded."""
+    from unerase.erasure.alpha_search import search_alpha_by_erasure_score
+
+    planted = {1.0: dict(target=0.05, control=0.99, erasure_score=0.9, control_similarity=0.31),
+               1.5: dict(target=0.02, control=0.95, erasure_score=0.15, control_similarity=0.24),   # ES passes, prompts degraded
+               2.0: dict(target=0.0, control=0.90, erasure_score=0.05, control_similarity=0.28)}
+    assert search_alpha_by_erasure_score(planted.get, [1.0, 1.5, 2.0], 0.2, 0.8)[0] == 1.5
+    alpha, why, results = search_alpha_by_erasure_score(planted.get, [1.0, 1.5, 2.0], 0.2, 0.8, min_control_similarity=0.27)
+    assert alpha == 2.0 and "smallest" in why and [r["control_similarity"] for r in results] == [0.31, 0.24, 0.28]
+    alpha, why, _ = search_alpha_by_erasure_score(planted.get, [1.0, 1.5, 2.0], 0.01, 0.8, min_control_similarity=0.30)
+    assert alpha == 1.0 and "keeping control" in why  # none below 0.01: the lowest Erasure Score among those keeping both
+    alpha, why, _ = search_alpha_by_erasure_score(planted.get, [1.0, 1.5, 2.0], 0.2, 0.8, min_control_similarity=0.5)
+    assert alpha == 2.0 and why.endswith("lowest Erasure Score")  # none keeps the prompts: the lowest overall
+
+
+def test_a_control_task_bound_without_control_prompts_is_refused_in_one_line():
+    from unerase.erasure.job import ErasureJob
+    from unerase.erasure.task_vector import control_task_texts
+
+    job = ErasureJob(model=None, method="tv-es", settings={}, concept_text="garbage truck", label=0, classes={}, templates=[], seed=0,
+                     manifest="", shared={"evaluation.control_task": {"prompts": ["a Garbage truck", "garbage trucks"]}})
+    assert control_task_texts(job, {"min_control_similarity": None}, 3) == ["garbage trucks"] * 3  # whole words: "trucks" differs
+    job.shared["evaluation.control_task"]["prompts"] = ["a Garbage truck"]
+    assert control_task_texts(job, {"min_control_similarity": None}, 3) == []
+    with pytest.raises(ValueError, match="erasure.tv_es.min_control_similarity is 0.25 but evaluation.control_task.prompts has no prompt"):
+        control_task_texts(job, {"min_control_similarity": 0.25}, 3)

@@ -14,21 +14,33 @@ from .atomic import atomic_path  # noqa: E402
 
 def alpha_tradeoff(records: dict[str, dict], path: str) -> None:
     """The task vector's α against the Erasure Score and the control classes' accuracy, one line per
-    concept, the chosen α marked (TV paper Fig. 4 / Fig. 12): `records` are tv-es erasure.json files."""
-    fig, (es_ax, control_ax) = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
+    concept, the chosen α marked (TV paper Fig. 4 / Fig. 12): `records` are tv-es erasure.json files. Where the α
+    search also scored the control task's prompts (evaluation.control_task.prompts), a third panel: their mean CLIP
+    similarity, the paper's own control axis."""
+    panels = [("erasure_score", "max_erasure_score"), ("control", "min_control_accuracy")]
+    if any("control_similarity" in c for rec in records.values() for c in rec["candidates"]):
+        panels.append(("control_similarity", "min_control_similarity"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), constrained_layout=True, squeeze=False)
     for concept, rec in records.items():
         alphas = [c["alpha"] for c in rec["candidates"]]
         chosen = next(c for c in rec["candidates"] if c["alpha"] == rec["alpha"])
-        line, = es_ax.plot(alphas, [c["erasure_score"] for c in rec["candidates"]], marker="o", label=concept)
-        control_ax.plot(alphas, [c["control"] for c in rec["candidates"]], marker="o", color=line.get_color(), label=concept)
-        es_ax.plot([rec["alpha"]], [chosen["erasure_score"]], marker="*", markersize=14, color=line.get_color())
-        control_ax.plot([rec["alpha"]], [chosen["control"]], marker="*", markersize=14, color=line.get_color())
+        color = None
+        for ax, (key, _) in zip(axes.flat, panels):
+            if key not in chosen:  # a concept whose every control prompt names it has no control-task score
+                continue
+            line, = ax.plot(alphas, [c[key] for c in rec["candidates"]], marker="o", color=color, label=concept)
+            color = line.get_color()
+            ax.plot([rec["alpha"]], [chosen[key]], marker="*", markersize=14, color=color)
     any_rec = next(iter(records.values()))
-    es_ax.axhline(any_rec["max_erasure_score"], linestyle="--", color="grey")
-    control_ax.axhline(any_rec["min_control_accuracy"], linestyle="--", color="grey")
+    for ax, (_, bound) in zip(axes.flat, panels):
+        if any_rec.get(bound) is not None:
+            ax.axhline(any_rec[bound], linestyle="--", color="grey")
     by = {"clip-similarity": " (CLIP similarity)"}.get(any_rec.get("erasure_score_by"), " (concept probability)")
+    es_ax, control_ax = axes.flat[0], axes.flat[1]
     es_ax.set(xlabel="alpha", ylabel="Erasure Score" + by, title="concept (lower: more robust)", ylim=(0, 1.02))
     control_ax.set(xlabel="alpha", ylabel="accuracy on the other classes", title="control (higher: more usable)", ylim=(0, 1.02))
+    if len(panels) == 3:
+        axes.flat[2].set(xlabel="alpha", ylabel="CLIP similarity to its own prompt", title="control task prompts (higher: more usable)")
     es_ax.legend(title="concept (* = chosen alpha)", fontsize=8)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)

@@ -2,8 +2,23 @@
 from __future__ import annotations
 
 import random
+import re
 
 EMPTY_PROMPT = ""
+
+
+def names_concept(prompt: str, concept: str) -> bool:
+    """Whether `prompt` names `concept` as whole words ("six" not in "sixty", "garbage_truck" as "garbage truck"): such a
+    control-task prompt measures the erasure itself, not the model's other abilities, and is left out of its control."""
+    return re.search(rf"\b{re.escape(concept.replace('_', ' '))}\b", prompt, re.IGNORECASE) is not None
+
+
+def control_prompts(prompts: list[str], count: int) -> list[str]:
+    """The control task's prompt of image i: the prompts in turn, so each gets count / len(prompts) images (the first
+    ones one more)."""
+    if not prompts:
+        raise ValueError("config key 'evaluation.control_task.prompts' is empty: the control task needs its prompts")
+    return [prompts[i % len(prompts)] for i in range(count)]
 
 
 def balanced_prompts(templates: list[str], names: list[str], count: int) -> tuple[list[str], list[str]]:

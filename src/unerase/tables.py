@@ -4,11 +4,10 @@ the erased model / accuracy after Concept Inversion"; and the attacks table: per
 set (the name, each attack, white-box and black-box apart, the control classes)."""
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
 from .evaluation import values_by_prompt
+from .prompts import names_concept
 from .seed_summary import mean_interval
 
 
@@ -233,9 +232,8 @@ def control_task_long(records: list[dict]) -> pd.DataFrame:
     the model's other abilities (column `left_out`)."""
     rows = []
     for r in records:
-        names_concept = re.compile(rf"\b{re.escape(r['concept'].replace('_', ' '))}\b", re.IGNORECASE)  # "six", not "sixty"
         per_prompt = values_by_prompt(r["prompts"], r["similarities"])
-        left_out = [p for p in per_prompt if names_concept.search(p)]
+        left_out = [p for p in per_prompt if names_concept(p, r["concept"])]
         kept = [v for p, values in per_prompt.items() if p not in left_out for v in values]
         for prompt, values in [("all", kept), *per_prompt.items()]:
             mean, low, high = mean_interval(values)

@@ -49,18 +49,28 @@ def search_alpha(score: Callable[[float], dict], alphas: list[float], max_target
     return alpha, why, sorted(results, key=lambda r: r["alpha"])
 
 
+def keeps_control(result: dict, min_control: float, min_control_similarity: float | None = None) -> bool:
+    """The other classes at `min_control` and, where a bound is given, the control task's mean CLIP similarity (the
+    TV paper's six prompts, measured per α when evaluation.control_task.prompts is set) at `min_control_similarity`."""
+    tol = ACCURACY_TOLERANCE
+    if result["control"] < min_control - tol:
+        return False
+    return min_control_similarity is None or result["control_similarity"] >= min_control_similarity - tol
+
+
 def search_alpha_by_erasure_score(score: Callable[[float], dict], alphas: list[float], max_erasure_score: float,
-                                  min_control: float) -> tuple[float, str, list[dict]]:
+                                  min_control: float, min_control_similarity: float | None = None) -> tuple[float, str, list[dict]]:
     """The TV paper's choice (§4.2, Fig. 12): the smallest α whose Erasure Score is at most
-    `max_erasure_score` while the control classes stay at `min_control`; failing that, the lowest
-    Erasure Score keeping the control classes, else the lowest overall. Every α is scored (the
-    α / Erasure Score / control trade-off is the figure the paper reads). `score(α)` returns
-    {"target", "control", "erasure_score"}."""
+    `max_erasure_score` while the control is kept (`keeps_control`); failing that, the lowest Erasure Score keeping the
+    control, else the lowest overall. Every α is scored (the α / Erasure Score / control trade-off is the figure the
+    paper reads, its Fig. 4). `score(α)` returns {"target", "control", "erasure_score"} and, with a control-similarity
+    bound, "control_similarity"."""
     tol = ACCURACY_TOLERANCE
     results = [dict(alpha=a, **score(a)) for a in sorted(float(a) for a in alphas)]
-    ok = [r for r in results if r["erasure_score"] <= max_erasure_score + tol and r["control"] >= min_control - tol]
+    keep = [r for r in results if keeps_control(r, min_control, min_control_similarity)]
+    ok = [r for r in keep if r["erasure_score"] <= max_erasure_score + tol]
     if ok:
         return ok[0]["alpha"], f"smallest alpha with Erasure Score <= {max_erasure_score} keeping control", results
-    keep = [r for r in results if r["control"] >= min_control - tol] or results
-    best = min(keep, key=lambda r: (r["erasure_score"], r["alpha"]))
-    return best["alpha"], "no alpha met both: lowest Erasure Score" + (" keeping control" if keep is not results else ""), results
+    pool = keep or results
+    best = min(pool, key=lambda r: (r["erasure_score"], r["alpha"]))
+    return best["alpha"], "no alpha met both: lowest Erasure Score" + (" keeping control" if keep else ""), results

@@ -13,7 +13,7 @@ from ..diffusion import LatentBank, denoising_loss
 from ..evaluation import erasure_score, scores_by_token
 from ..inversion import load_token_set
 from ..progress import Progress, log
-from ..prompts import build_prompts
+from ..prompts import build_prompts, control_prompts, names_concept
 from ..sampling import generate
 from ..text import encode
 from .alpha_search import search_alpha, search_alpha_by_erasure_score
@@ -72,6 +72,16 @@ def erase(job: ErasureJob) -> ErasureResult:
     return negate_at_searched_alpha(job, job.settings)
 
 
+def control_task_texts(job: ErasureJob, s: dict, num_images: int) -> list[str]:
+    """Image i's control-task prompt for tv-es's α search: evaluation.control_task.prompts in turn, less those naming the
+    concept (as in the control-task table); [] when none are configured. A control-similarity bound needs some."""
+    kept = [p for p in job.shared.get("evaluation.control_task", {}).get("prompts", []) if not names_concept(p, job.concept_text)]
+    if not kept and s.get("min_control_similarity") is not None:
+        raise ValueError(f"erasure.tv_es.min_control_similarity is {s['min_control_similarity']} but evaluation.control_task.prompts "
+                         f"has no prompt other than the concept '{job.concept_text}': list the control prompts, or set it to null")
+    return control_prompts(kept, num_images) if kept else []
+
+
 def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureResult:
     """θ − α·τ over the α grid of settings `s` in its rule's order, each α scored on its name and
     control images with the configured evaluator (unerase.evaluators; the digit CNN by argmax, whatever
@@ -99,6 +109,9 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
     from ..evaluators import clip_similarity
 
     similarity = clip_similarity.for_erasure_score(es_block, job.classes)
+    # the TV paper's control task (Fig. 4's other axis) on every α, when its prompts are configured
+    control_texts = control_task_texts(job, s, num_images) if by_es else []
+    control_similarity = clip_similarity.load_prompt_similarity(job.shared["evaluation.control_task"]["clip"]) if control_texts else None
 
     def score(alpha: float) -> dict:
         sampler.unet.load_state_dict(negate(base, tau, alpha), strict=False)
@@ -112,6 +125,9 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
             use_similarity = similarity is not None and prompt_set != "control"
             concept_score = similarity.similarity(x, torch.tensor(labels)) if use_similarity else scores.probability
             probability[prompt_set] = (concept_score, prompts)
+        if control_texts:
+            x = generate(sampler, control_texts, seeds, sampling["guidance_scale"], sampling["num_steps"], sampling["batch_size"])
+            out["control_similarity"] = float(control_similarity.similarity(x, control_texts).mean())
         if by_es:
             name_score = float(probability["name"][0].mean())
             out["erasure_score"] = erasure_score(name_score, scores_by_token(*probability["diverse"]))
@@ -119,8 +135,11 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
         return out
 
     if by_es:
-        rule, criteria = "erasure-score", dict(max_erasure_score=s["max_erasure_score"], erasure_score_by=es_block["score"])
-        alpha, why, results = search_alpha_by_erasure_score(score, s["alphas"], s["max_erasure_score"], s["min_control_accuracy"])
+        rule = "erasure-score"
+        criteria = dict(max_erasure_score=s["max_erasure_score"], erasure_score_by=es_block["score"],
+                        min_control_similarity=s["min_control_similarity"], control_task_prompts=sorted(set(control_texts)))
+        alpha, why, results = search_alpha_by_erasure_score(score, s["alphas"], s["max_erasure_score"], s["min_control_accuracy"],
+                                                            s["min_control_similarity"])
     else:
         rule, criteria = s["alpha_rule"], dict(max_target_accuracy=s["max_target_accuracy"])
         alpha, why, results = search_alpha(score, s["alphas"], s["max_target_accuracy"], s["min_control_accuracy"], rule)

@@ -13,17 +13,11 @@ from ..evaluators import clip_similarity
 from ..images_io import load_image_set, save_grid, save_image_set
 from ..progress import log as logger
 from ..progress import setup_logging
+from ..prompts import control_prompts
 from ..sampling import generate as sample
 from ._shared import load_guarded_model, start
 
 NO_CLASS = -1  # the label of an image drawn from free text
-
-
-def control_prompts(prompts: list[str], count: int) -> list[str]:
-    """Image i's prompt: the prompts in turn, so each gets count / len(prompts) images (the first ones one more)."""
-    if not prompts:
-        raise ValueError("config key 'evaluation.control_task.prompts' is empty: the control task needs its prompts")
-    return [prompts[i % len(prompts)] for i in range(count)]
 
 
 def generate(*, manifest, images, grid, prompts, num_images, seed, guidance_scale, num_steps, batch_size, unet_patch=None,
