@@ -88,6 +88,11 @@ CONTROL_PROMPTS = config["evaluation"]["control_task"]["prompts"]
 # "tv" is the task-vector model at the alpha its erase job chose.
 AUDITED_MODELS = ["base"] + METHODS
 RES = config["resources"]
+# The scoring jobs (evaluate, score_control_task): on the embedded default a small CNN and CLIP over 8 x 8 digits take
+# seconds, less than a cluster submission, so they run in the Snakemake process; with a pretrained model they score
+# thousands of 512-pixel images with ResNet-50, CLIP and Inception: compute jobs of their own (on the CPU, where the
+# evaluators run), never on the submitting node.
+SCORING_IS_LOCAL = config["base_model"]["source"] == "embedded"
 
 
 _NAMES = "|".join(re.escape(m) for m in ERASURE_METHODS)

@@ -35,7 +35,7 @@ rule generate_control_task:
 
 rule score_control_task:
     # One job per concept, as evaluate: CLIP loads once.
-    localrule: True
+    localrule: SCORING_IS_LOCAL
     input:
         images=lambda wc: [f"results/generations/{wc.concept}/{m}/control-prompts.safetensors" for m in AUDITED_MODELS],
     output:
@@ -48,6 +48,9 @@ rule score_control_task:
         code=package_code("score_control_task.py"),
         clip=control_task_clip(),
         cells=lambda wc: [{"concept": wc.concept, "model": m} for m in AUDITED_MODELS],
+    threads: RES["threads"]
+    resources:
+        **light(),
     conda:
         "../envs/diffusion.yaml"
     script:

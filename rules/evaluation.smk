@@ -4,7 +4,7 @@
 rule evaluate:
     # One job per concept scores all of its cells: the evaluator loads once, and a metric-only
     # change (evaluation.*) re-runs these cheap jobs and the tables, nothing upstream.
-    localrule: True
+    localrule: SCORING_IS_LOCAL
     input:
         unpack(evaluator_inputs),
         images=lambda wc: [f"results/generations/{wc.concept}/{m}/{s}.safetensors" for m, s in cells_of(wc.concept)],
@@ -23,6 +23,9 @@ rule evaluate:
         fid=fid_settings(),
         classes=config["classes"],
         cells=lambda wc: [{"concept": wc.concept, "model": m, "prompt_set": s} for m, s in cells_of(wc.concept)],
+    threads: RES["threads"]
+    resources:
+        **light(),
     conda:
         "../envs/diffusion.yaml"
     script:

@@ -399,12 +399,12 @@ DIFFUSION_RULES = {"train_vae", "train_text_to_image", "concept_images", "erase"
                    "attack_prompts", "generate", "memories", "safety_grid"}
 
 
-def slurm_dry_run(tmp_path, resources):
+def slurm_dry_run(tmp_path, resources, configfiles=()):
     overlay_file = tmp_path / "gpu.yaml"
     overlay_file.write_text(yaml.safe_dump({"resources": resources}))
     # --forceall: plan every job whatever a `make run` in this checkout has already produced
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "--forceall", "--configfile", str(overlay_file)],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "--forceall", "--configfile", *configfiles,
+                           str(overlay_file)], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     jobs = {}
     for block in re.split(r"\n(?=rule \w+:)", proc.stdout):
@@ -425,6 +425,35 @@ def test_slurm_profile_requests_gpus_for_diffusion_jobs_only(tmp_path):
                 assert "mem_mb=32000" in line and "runtime=240" in line, (rule, line)
     # the embedded default on a cluster without GPUs: no GPU request anywhere
     assert not any("gpu" in line for lines in slurm_dry_run(tmp_path, base).values() for line in lines)
+
+
+def local_rules(*configfiles) -> dict[str, bool]:
+    """Each rule of the workflow at ROOT under `configfiles`: whether it is a localrule (Snakemake's dry run does not say)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, ResourceSettings
+
+    with SnakemakeApi() as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=ROOT / "Snakefile", workdir=ROOT,
+                                config_settings=ConfigSettings(configfiles=[Path(f) for f in configfiles]))._workflow
+        return {rule.name: rule.name in workflow._localrules for rule in workflow.rules}
+
+
+def test_with_sd14_the_scoring_jobs_are_compute_jobs_not_run_on_the_submitting_node(tmp_path):
+    """On the digits default evaluate and score_control_task are localrules (seconds of work); with SD 1.4 they score
+    thousands of 512-pixel images with ResNet-50, CLIP and Inception, so they are submitted, asking for no GPU (the
+    evaluators run on the CPU); the tables stay local."""
+    (tmp_path / "coco30k.npz").write_bytes(b"")
+    reference = tmp_path / "reference.yaml"
+    reference.write_text(yaml.safe_dump({"evaluation": {"fid": {"reference": str(tmp_path / "coco30k.npz")}}}))
+    sd14 = local_rules(ROOT / "config/config.yaml", ROOT / "config/sd14.yaml", reference)
+    default = local_rules(ROOT / "config/config.yaml")
+    for rule in ("evaluate", "score_control_task"):
+        assert default[rule] and not sd14[rule], rule
+    assert sd14["tables"] and sd14["control_task_table"] and not sd14["generate"]
+    resources = yaml.safe_load((ROOT / "config/sd14.yaml").read_text())["resources"]
+    jobs = slurm_dry_run(tmp_path, resources, configfiles=("config/sd14.yaml", str(reference)))
+    assert all("gpu" not in line and "mem_mb=32000" in line for rule in ("evaluate", "score_control_task") for line in jobs[rule])
+    assert all("gpu=1" in line for line in jobs["generate"])
 
 
 def test_concept_listed_twice_is_refused(tmp_path):

@@ -14,6 +14,7 @@ from ..images_io import load_image_set, save_grid, save_image_set
 from ..progress import log as logger
 from ..progress import setup_logging
 from ..prompts import control_prompts
+from ..runtime import configure_threads
 from ..sampling import generate as sample
 from ._shared import load_guarded_model, start
 
@@ -44,6 +45,7 @@ def score(*, images, metrics, clip, cells, threads=1, log=None):
     """Each image set's CLIP similarity to its own prompts (`clip`: the block evaluation.erasure_score.clip), one metrics
     file per cell ({concept, model}) with the per-image values, so the tables can give intervals."""
     setup_logging(log)
+    configure_threads(threads)
     scorer = clip_similarity.load_prompt_similarity(clip)
     logger.info("control task scored by %s (sha256 %s)", scorer.fingerprint["name"], scorer.fingerprint["sha256"][:12])
     for image_path, metrics_path, cell in zip(images, metrics, cells, strict=True):

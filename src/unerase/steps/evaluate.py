@@ -9,6 +9,7 @@ from ..evaluators.quality import load_control_fid
 from ..images_io import load_image_set
 from ..progress import log as logger
 from ..progress import setup_logging
+from ..runtime import configure_threads
 
 
 def run(*, images, metrics, evaluator, settings, cells, erasure_score=None, fid=None, classes=None, classifier=None, scoring_files=(),
@@ -19,6 +20,7 @@ def run(*, images, metrics, evaluator, settings, cells, erasure_score=None, fid=
     `classes`); `fid`: the block evaluation.fid (control cells' FID; default the evaluator's features). `scoring_files`:
     the FID reference and Q16's prompts as the rule's inputs (a changed file re-scores); read through their blocks."""
     setup_logging(log)
+    configure_threads(threads)
     scorer = evaluators.load(evaluator, settings, classifier)
     logger.info("evaluator: %s (%s, sha256 %s)", scorer.fingerprint["name"], scorer.fingerprint["weights"], scorer.fingerprint["sha256"][:12])
     similarity = clip_similarity.for_erasure_score(erasure_score, classes or {})
