@@ -6,6 +6,9 @@
   python bench/bench_speed.py sd14           # SD 1.4-size random weights (GPU): our sampler vs
                                              # diffusers' StableDiffusionPipeline, plus ESD and
                                              # textual-inversion step rates
+  python bench/bench_speed.py cpu-levers     # embedded model, one thread: levers issue #5 lists that
+                                             # were measured and not taken (torch.compile, attention
+                                             # kernels, a shorter text context), each against today's code
   python bench/bench_speed.py diverse-inversion [--size sd14] [--n 10]
                                              # n embeddings in one batch vs n sequential inversions
                                              # (embedded model on the CPU, or SD 1.4 size on a GPU)
@@ -283,9 +286,82 @@ def diverse_inversion(n: int, per_embedding: int, steps: int, size: str) -> list
                  ours_embedding_steps_per_s=n * steps / together, speedup=sequential / together)]
 
 
+def cpu_levers(steps: int) -> list[dict]:
+    """Levers issue #5 names that the default does not take, each against today's code in the same run
+    (embedded UNet, random weights, one thread; a generation batch is 100 images under classifier-free
+    guidance = UNet batch 200, a training step is batch 64 with its backward):
+    - torch.compile (inductor) of the UNet: seconds per call against eager, and what compiling costs a
+      job (cold: an empty inductor cache; warm: compiled again after torch._dynamo.reset() with the
+      on-disk cache filled, what every later job of a run would pay);
+    - the attention kernel: PyTorch's SDPA math backend and diffusers' pre-2.0 AttnProcessor against
+      the default (SDPA's CPU flash kernel);
+    - the text context: cross-attention over 16 tokens instead of SD's 77 (the UNet's share only)."""
+    import contextlib
+
+    from torch._inductor.utils import fresh_cache
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    unet = architecture.make_unet().eval().requires_grad_(False)
+    t = torch.tensor(500)
+    x200, x64 = torch.randn(200, 4, 8, 8), torch.randn(64, 4, 8, 8)
+    ctx = {n: torch.randn(200, n, architecture.TEXT_WIDTH) for n in (77, 16)}
+
+    def forward(model, n=77):
+        with torch.no_grad():
+            return model(x200, t, encoder_hidden_states=ctx[n]).sample
+
+    def train_step(context=contextlib.nullcontext):
+        with context():
+            unet.zero_grad(set_to_none=True)
+            unet.requires_grad_(True)
+            unet(x64, torch.randint(0, 1000, (64,)), encoder_hidden_states=ctx[77][:64]).sample.pow(2).mean().backward()
+            unet.requires_grad_(False)
+
+    eager = timed(lambda: forward(unet), steps, 3)
+    rows = []
+    with fresh_cache():  # an empty on-disk cache: the first job of a run
+        compiled = torch.compile(unet)
+        t0 = time.perf_counter()
+        forward(compiled)
+        cold = time.perf_counter() - t0
+        torch._dynamo.reset()  # the cache now holds this graph: what every later job would pay
+        compiled = torch.compile(unet)
+        t0 = time.perf_counter()
+        y = forward(compiled)
+        warm = time.perf_counter() - t0
+        ours = timed(lambda: forward(compiled), steps, 3)
+    rows.append(dict(workload="UNet forward, batch 200 (sampling 100 images with CFG)", baseline="eager", baseline_s=eager,
+                     ours_s=ours, speedup=eager / ours, lever="torch.compile (inductor)", compile_cold_s=cold, compile_warm_s=warm,
+                     break_even_calls=warm / max(eager - ours, 1e-9), max_abs_diff=float((y - forward(unet)).abs().max())))
+    base_train = timed(train_step, steps, 3)
+    for label, context in (("SDPA math backend", lambda: sdpa_kernel(SDPBackend.MATH)),):
+        with context():
+            fwd = timed(lambda: forward(unet), steps, 3)
+        rows.append(dict(workload="UNet forward, batch 200", baseline="SDPA default (CPU flash)", baseline_s=eager, ours_s=fwd,
+                         speedup=eager / fwd, lever=label))
+        rows.append(dict(workload="UNet training step, batch 64", baseline="SDPA default (CPU flash)", baseline_s=base_train,
+                         ours_s=timed(lambda: train_step(context), steps, 3), lever=label))
+        rows[-1]["speedup"] = base_train / rows[-1]["ours_s"]
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    unet.set_attn_processor(AttnProcessor())
+    fwd, train = timed(lambda: forward(unet), steps, 3), timed(train_step, steps, 3)
+    unet.set_attn_processor(AttnProcessor2_0())
+    rows.append(dict(workload="UNet forward, batch 200", baseline="SDPA default (CPU flash)", baseline_s=eager, ours_s=fwd,
+                     speedup=eager / fwd, lever="diffusers AttnProcessor (baddbmm + softmax)"))
+    rows.append(dict(workload="UNet training step, batch 64", baseline="SDPA default (CPU flash)", baseline_s=base_train, ours_s=train,
+                     speedup=base_train / train, lever="diffusers AttnProcessor (baddbmm + softmax)"))
+    short = timed(lambda: forward(unet, 16), steps, 3)
+    rows.append(dict(workload="UNet forward, batch 200", baseline="77-token context (SD's)", baseline_s=eager, ours_s=short,
+                     speedup=eager / short, lever="16-token context"))
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suite", choices=["cpu-training", "cpu-steps", "sd14", "diverse-inversion"])
+    parser.add_argument("suite", choices=["cpu-training", "cpu-steps", "cpu-levers", "sd14", "diverse-inversion"])
     parser.add_argument("--size", default="embedded", choices=["embedded", "sd14"])
     parser.add_argument("--n", type=int, default=10)
     parser.add_argument("--per-embedding", type=int, default=4)
@@ -294,7 +370,7 @@ def main():
     parser.add_argument("--dtype", default="float16")
     parser.add_argument("--out")
     args = parser.parse_args()
-    suites = dict(cpu_training=lambda: cpu_training(args.steps), cpu_steps=lambda: cpu_steps(args.steps),
+    suites = dict(cpu_training=lambda: cpu_training(args.steps), cpu_steps=lambda: cpu_steps(args.steps), cpu_levers=lambda: cpu_levers(args.steps),
                   sd14=lambda: sd14(args.batch, 50, args.dtype),
                   diverse_inversion=lambda: diverse_inversion(args.n, args.per_embedding, args.steps, args.size))
     rows = suites[args.suite.replace("-", "_")]()

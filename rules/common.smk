@@ -84,6 +84,14 @@ ATTACKS_RUN = config["attacks"]["run"]  # each is one prompt set of the audit, o
 PROMPT_SETS = ["name"] + ATTACKS_RUN + ["control"]
 # The TV paper's control task: fixed free-text prompts every audited model draws, scored by CLIP (rules/control_task.smk).
 CONTROL_PROMPTS = config["evaluation"]["control_task"]["prompts"]
+BASE_CONTROL_TASK = "results/generations/control-task-base/control-prompts.safetensors"  # drawn once for every concept
+
+
+def control_task_images(concept, model):
+    """The control task's images of `model` audited for `concept`: the base's are the same for every concept."""
+    return BASE_CONTROL_TASK if model == "base" else f"results/generations/{concept}/{model}/control-prompts.safetensors"
+
+
 # Models that get the full audit (every prompt set): the base and each erasure method or stack.
 # "tv" is the task-vector model at the alpha its erase job chose.
 AUDITED_MODELS = ["base"] + METHODS

@@ -2,6 +2,7 @@
 # evaluation.control_task, unrelated to the erased concepts, and CLIP scores each image against its own
 # prompt. Jobs of their own, so a change to the prompts re-runs these and nothing else. The digits default
 # has none (its control is the other digits: the "control" prompt set); config/sd14.yaml has the paper's six.
+# The base model's images depend on no concept (same prompts, same seeds), so one job draws them for every concept.
 
 
 rule generate_control_task:
@@ -12,7 +13,7 @@ rule generate_control_task:
         images="results/generations/{concept}/{model}/control-prompts.safetensors",
         grid=_grid("{model}", "control-prompts"),
     wildcard_constraints:
-        model=models_regex(AUDITED_MODELS),
+        model=models_regex(METHODS),
     log:
         log_path("generate_control_task", "{concept}", "{model}"),
     benchmark:
@@ -33,11 +34,31 @@ rule generate_control_task:
         "../scripts/generate_control_task.py"
 
 
+use rule generate_control_task as generate_control_task_base with:
+    input:
+        manifest="results/base_model/manifest.json",
+    output:
+        images=BASE_CONTROL_TASK,
+        grid=report_item(BASE_CONTROL_TASK.replace(".safetensors", ".png"), category="Generations", subcategory="every concept",
+                         labels={"model": "base", "prompts": "control-prompts"}),
+    log:
+        log_path("generate_control_task", "base"),
+    benchmark:
+        benchmark_path("generate_control_task", "base"),
+    params:
+        code=package_code("generate_control_task.py"),
+        prompts=CONTROL_PROMPTS,
+        num_images=config["evaluation"]["images_per_cell"],
+        seed=config["seed"],
+        sampling_options={},
+        **config["sampling"],
+
+
 rule score_control_task:
     # One job per concept, as evaluate: CLIP loads once.
     localrule: SCORING_IS_LOCAL
     input:
-        images=lambda wc: [f"results/generations/{wc.concept}/{m}/control-prompts.safetensors" for m in AUDITED_MODELS],
+        images=lambda wc: [control_task_images(wc.concept, m) for m in AUDITED_MODELS],
     output:
         metrics=[f"results/metrics/{{concept}}/{m}/control-prompts.json" for m in AUDITED_MODELS],
     log:

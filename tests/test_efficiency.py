@@ -26,6 +26,10 @@ def results(tmp_path):
     plant(tmp_path, "attack/inversion/zero/esd-x.tsv", 22.0, 19.0, 1010.0)
     plant(tmp_path, "attack/inversion/nine/base.tsv", 99.0, 99.0, 99.0)  # a concept this run does not audit
     plant(tmp_path, "generate/zero/esd-x.tsv", 5.0, 4.0, 800.0)
+    plant(tmp_path, "generate_control_task/zero/esd-x.tsv", 3.0, 3.0, 700.0)
+    plant(tmp_path, "generate_control_task/base.tsv", 4.0, 4.0, 700.0)  # the base's: one job for every concept
+    (tmp_path / "generations/control-task-base").mkdir(parents=True)
+    (tmp_path / "generations/control-task-base/control-prompts.safetensors").write_bytes(b"x" * 2**19)
     (tmp_path / "erased/zero/esd-x").mkdir(parents=True)
     (tmp_path / "erased/zero/esd-x/unet_patch.safetensors").write_bytes(b"x" * 2**20)
     (tmp_path / "attacks/zero/esd-x/latent-inversion").mkdir(parents=True)
@@ -51,6 +55,9 @@ def test_jobs_are_summed_per_method_and_attack_and_other_configs_left_out(result
     assert inline["jobs"] == 0 and inline["wall_s"] == 3.5 and pd.isna(inline["cpu_s"]) and inline["disk_mb"] == pytest.approx(0.5, abs=0.01)
     assert table.loc["inversion (in the generation jobs)", "wall_s"] == 0.0  # esd-x's inversion had a job: counted there
     assert "receler" not in table.index
+    control = table.loc["control task (fixed prompts of one model)"]
+    assert (control["jobs"], control["wall_s"], control["wall_s_per_concept"]) == (2, 7.0, 3.5)
+    assert control["disk_mb"] == pytest.approx(0.5, abs=0.01)
     shown = readable(table.reset_index())
     assert shown.loc[shown["name"] == "esd-x", "wall s"].item() == "22" and "–" in set(shown["CPU s"])
 

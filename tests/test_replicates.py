@@ -65,6 +65,7 @@ def test_the_seed_summary_is_each_seeds_cells_with_mean_and_interval(workdir):
         values = [100 * runs[0][key], 100 * runs[1][key]]
         assert [row["seed 0"], row["seed 1"]] == pytest.approx(values)
         mean, low, high = mean_interval(values)
+        low, high = max(low, 0.0), min(high, 100.0)  # a rate's interval stays in [0, 100]
         assert [row["mean"], row["ci_low"], row["ci_high"]] == pytest.approx([mean, low, high], nan_ok=True)
     md = (workdir / "results/tables/seeds.md").read_text()
     assert "acceptance per seed: seed 0: " in md and ", seed 1: " in md and "| zero | mean [95 % CI] |" in md

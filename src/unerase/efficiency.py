@@ -46,7 +46,9 @@ def classify(relative: Path, methods: set[str], attacks: set[str], models: set[s
         return "attack", parts[0], parts[1]
     if rule == "generate" and parts[0] in concepts and parts[1] in models:
         return "generation", "generate (every prompt set of one model)", parts[0]
-    if rule == "generate_control_task" and parts[0] in concepts and parts[1] in models:
+    if rule == "generate_control_task" and parts == ["base"]:  # drawn once for every concept
+        return "generation", CONTROL_TASK, None
+    if rule == "generate_control_task" and parts[0] in concepts and parts[1:] and parts[1] in models - {"base"}:  # base: a run before the shared job
         return "generation", CONTROL_TASK, parts[0]
     if rule == "score_control_task" and parts[0] in concepts:
         return "evaluation", "score the control task", parts[0]
@@ -91,7 +93,8 @@ def output_paths(stage: str, name: str, results: Path, concepts) -> list[Path]:
     if stage == "attack":
         return [d for c in concepts for d in (results / "attacks" / c).glob(f"*/{name}")]
     if stage == "generation" and name == CONTROL_TASK:
-        return [f for c in concepts for f in (results / "generations" / c).glob("*/control-prompts.*")]
+        return [f for c in concepts for f in (results / "generations" / c).glob("*/control-prompts.*") if f.parent.name != "base"] + [
+            results / "generations" / "control-task-base"]
     if stage == "generation":
         return [f for c in concepts for f in (results / "generations" / c).rglob("*") if not f.name.startswith("control-prompts.")]
     if stage == "probe":

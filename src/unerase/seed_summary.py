@@ -87,13 +87,15 @@ def per_seed_table(df: pd.DataFrame, cells=REPORTED) -> pd.DataFrame:
 
 def every_cell(df: pd.DataFrame) -> pd.DataFrame:
     """Every (concept, model, prompt set) cell over the seeds, in %: n, mean, the 95 % interval for the mean
-    (Student t; none for n = 1) and each seed's value (`seed <s>` columns; empty where a run lacks the cell)."""
+    (Student t, cut to [0, 100] since a rate cannot leave it; none for n = 1) and each seed's value (`seed <s>`
+    columns; empty where a run lacks the cell)."""
     seeds = seed_order(df["seed"].unique())
     wide = df.pivot_table(index=["concept", "model", "prompt_set"], columns="seed", values="accuracy", aggfunc="first", sort=False)
     rows = []
     for (concept, model, prompt_set), values in wide.iterrows():
         present = [100 * float(values[s]) for s in seeds if s in values and not math.isnan(values[s])]
         mean, low, high = mean_interval(present)
+        low, high = (low, high) if math.isnan(low) else (max(low, 0.0), min(high, 100.0))
         rows.append({"concept": concept, "model": model, "prompt_set": prompt_set, "n": len(present), "mean": mean,
                      "ci_low": low, "ci_high": high,
                      **{f"seed {s}": 100 * float(values[s]) if s in values else math.nan for s in seeds}})
