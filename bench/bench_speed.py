@@ -3,15 +3,14 @@
   python bench/bench_speed.py cpu-training   # embedded model: our training step vs the naive one
   python bench/bench_speed.py cpu-steps      # embedded model, one thread: each per-step lever of
                                              # issue #5 against the code it replaced, same run
-  python bench/bench_speed.py sd14           # SD 1.4-size random weights (GPU): our sampler vs
-                                             # diffusers' StableDiffusionPipeline, plus ESD and
-                                             # textual-inversion step rates
   python bench/bench_speed.py cpu-levers     # embedded model, one thread: levers issue #5 lists that
                                              # were measured and not taken (torch.compile, attention
                                              # kernels, a shorter text context), each against today's code
-  python bench/bench_speed.py diverse-inversion [--size sd14] [--n 10]
+  python bench/bench_speed.py diverse-inversion [--n 10]
                                              # n embeddings in one batch vs n sequential inversions
-                                             # (embedded model on the CPU, or SD 1.4 size on a GPU)
+                                             # (embedded model on the CPU)
+
+SD 1.4 size on a GPU: bench/bench_sd14.py.
 
 Results are printed as a Markdown table and, with --out, written as JSON.
 """
@@ -187,85 +186,24 @@ def cpu_steps(steps: int) -> list[dict]:
     return rows
 
 
-def sd14_components(device, dtype):
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from unerase.components import Components
-
-    tok = build_clip_tokenizer(tempfile.mkdtemp())
-    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)  # SD 1.x UNet
-    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-                        up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4, sample_size=512,
-                        scaling_factor=0.18215)
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                                        num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu"))
-    for m in (unet, vae, text):
-        m.to(device, dtype).requires_grad_(False).eval()
-    return Components(tok, text, vae, unet, architecture.make_sampling_scheduler(), device)
-
-
-def sd14(batch: int, steps: int, dtype_name: str) -> list[dict]:
-    from diffusers import StableDiffusionPipeline
-
-    from unerase.erasure.esd import erase_esd
-    from unerase.inversion import invert
-    from unerase.sampling import generate
-
-    device = torch.device("cuda")
-    dtype = getattr(torch, dtype_name)
-    c = sd14_components(device, dtype)
-    pipe = StableDiffusionPipeline(vae=c.vae, text_encoder=c.text_encoder, tokenizer=c.tokenizer, unet=c.unet, scheduler=c.scheduler,
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-    prompts = ["a photo of a church"] * batch
-    ours = timed(lambda: generate(c, prompts, list(range(batch)), 7.5, steps, batch), 2, 1)
-    theirs = timed(lambda: pipe(prompts, num_inference_steps=steps, guidance_scale=7.5, output_type="pt"), 2, 1)
-    rows = [dict(workload=f"SD 1.4-size sampling, batch {batch}, {steps} DDIM steps, CFG, {dtype_name}",
-                 baseline="diffusers StableDiffusionPipeline", baseline_s=theirs / batch, ours_s=ours / batch,
-                 speedup=theirs / ours, ours_images_per_s=batch / ours)]
-    # Training-step rates (float32 weights as the training jobs use them).
-    c32 = sd14_components(device, torch.float32)
-    images = torch.rand(8, 3, 512, 512, device=device) * 2 - 1
-    bank = LatentBank(c32.vae, images, c32.vae_scale)
-    n = 20
-    t0 = time.perf_counter()
-    erase_esd(c32, bank, method="esd-x", templates=["a photo of a {}"], concept_text="church", iterations=n, lr=1e-5,
-              negative_guidance=1.0, batch_size=1, xt_source="concept_images", ddim_steps=50, start_guidance=3.0, seed=0)
-    _sync()
-    esd_rate = n / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    invert(c32, bank, token="<b>", templates=["a photo of a {}"], num_vectors=1, init_text="object", lr=5e-3, batch_size=4,
-           steps=n, seed=0)
-    _sync()
-    ti_rate = n / (time.perf_counter() - t0)
-    rows.append(dict(workload="SD 1.4-size ESD-x step (batch 1, fp32, x_t from concept images)", steps_per_s=esd_rate))
-    rows.append(dict(workload="SD 1.4-size textual-inversion step (batch 4, fp32)", steps_per_s=ti_rate))
-    return rows
-
-
-def diverse_inversion(n: int, per_embedding: int, steps: int, size: str) -> list[dict]:
+def diverse_inversion(n: int, per_embedding: int, steps: int) -> list[dict]:
     """Diverse Inversion's n embeddings optimised in one batch (n x `per_embedding` rows per step)
     against the same n embeddings optimised one after another (`per_embedding` rows per step each),
     the same steps each: embedding-steps/s and their ratio. Random weights (rates do not depend on them)."""
     from unerase.attacks.diverse_inversion import diverse_invert
     from unerase.components import Components
 
-    device = torch.device("cuda" if size == "sd14" else "cpu")
-    if size == "sd14":
-        make = lambda: sd14_components(device, torch.float32)  # noqa: E731
-        images = torch.rand(8, 3, 512, 512, device=device) * 2 - 1
-    else:
-        torch.set_num_threads(1)
-        tok_dir = tempfile.mkdtemp()
+    device = torch.device("cpu")
+    torch.set_num_threads(1)
+    tok_dir = tempfile.mkdtemp()
 
-        def make():
-            tok = build_clip_tokenizer(tok_dir)
-            parts = [architecture.make_text_encoder(len(tok)), architecture.make_vae(), architecture.make_unet()]
-            for m in parts:
-                m.requires_grad_(False).eval()
-            return Components(tok, *parts, architecture.make_sampling_scheduler(), device)
-        images = torch.rand(16, 1, 16, 16) * 2 - 1
+    def make():
+        tok = build_clip_tokenizer(tok_dir)
+        parts = [architecture.make_text_encoder(len(tok)), architecture.make_vae(), architecture.make_unet()]
+        for m in parts:
+            m.requires_grad_(False).eval()
+        return Components(tok, *parts, architecture.make_sampling_scheduler(), device)
+    images = torch.rand(16, 1, 16, 16) * 2 - 1
     kw = dict(token="<d>", concept_text="zero", templates=["a photo of the digit {}"], total=n, bands=[[-0.2, 0.2], [0.2, 0.6]],
               pairwise_max=1.0, diversity_weight=0.0, lr=1e-2, batch_per_embedding=per_embedding, steps=steps, seed=0)
     c = make()
@@ -281,7 +219,7 @@ def diverse_inversion(n: int, per_embedding: int, steps: int, size: str) -> list
         diverse_invert(make(), bank, indices=[k], **kw)
     _sync()
     sequential = time.perf_counter() - t0
-    return [dict(workload=f"Diverse Inversion, {n} embeddings x {per_embedding} rows, {steps} steps ({size}, {device.type})",
+    return [dict(workload=f"Diverse Inversion, {n} embeddings x {per_embedding} rows, {steps} steps (embedded, cpu)",
                  baseline="n sequential inversions", baseline_embedding_steps_per_s=n * steps / sequential,
                  ours_embedding_steps_per_s=n * steps / together, speedup=sequential / together)]
 
@@ -361,18 +299,14 @@ def cpu_levers(steps: int) -> list[dict]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suite", choices=["cpu-training", "cpu-steps", "cpu-levers", "sd14", "diverse-inversion"])
-    parser.add_argument("--size", default="embedded", choices=["embedded", "sd14"])
+    parser.add_argument("suite", choices=["cpu-training", "cpu-steps", "cpu-levers", "diverse-inversion"])
     parser.add_argument("--n", type=int, default=10)
     parser.add_argument("--per-embedding", type=int, default=4)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--dtype", default="float16")
     parser.add_argument("--out")
     args = parser.parse_args()
     suites = dict(cpu_training=lambda: cpu_training(args.steps), cpu_steps=lambda: cpu_steps(args.steps), cpu_levers=lambda: cpu_levers(args.steps),
-                  sd14=lambda: sd14(args.batch, 50, args.dtype),
-                  diverse_inversion=lambda: diverse_inversion(args.n, args.per_embedding, args.steps, args.size))
+                  diverse_inversion=lambda: diverse_inversion(args.n, args.per_embedding, args.steps))
     rows = suites[args.suite.replace("-", "_")]()
     for r in rows:
         print(" | ".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in r.items()))

@@ -465,3 +465,33 @@ def test_unlearn_diff_on_the_sd_layout_writes_prefixed_prompts_with_their_losses
     x0 = ud.concept_latents(model, str(tmp_path / "ci.safetensors"), ["a photo of the digit zero", "zero"], 2)
     reference = ud.concept_latents(model, str(tmp_path / "ci.safetensors"), ["x", "y"], 2)  # no prompt matches: images in turn
     assert torch.allclose(x0[[0, 1, 2, 3]], reference[[0, 2, 1, 3]])
+
+
+def test_inline_attacks_learn_on_float32_weights_where_the_generation_job_samples_in_bfloat16(tiny_pipeline_dir, tmp_path):
+    # config/sd14.yaml samples in float16: Concept Inversion, learned inside the generation job, met a half-precision UNet
+    # with float32 latents ("Input type (float) and bias type (c10::Half)"); attacks learn on float32 weights, as attack jobs do
+    import yaml
+    from safetensors.torch import load_file
+
+    from unerase.atomic import read_json, write_json
+    from unerase.images_io import load_image_set, save_image_set
+    from unerase.steps import generate as generation
+
+    cfg = yaml.safe_load(open(".test/config.yaml"))
+    manifest = tmp_path / "manifest.json"
+    write_json(str(manifest), {"path": str(tiny_pipeline_dir)})
+    concept_images = tmp_path / "concept.safetensors"
+    save_image_set(concept_images, torch.randint(0, 256, (8, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)),
+                   [0] * 8, ["zero"] * 8)
+    settings = dict(cfg["attacks"]["concept_inversion"], steps=2, batch_size=4)
+    sampling = dict(cfg["sampling"], precision="bfloat16")
+    emb, record, images = tmp_path / "learned_embeds.safetensors", tmp_path / "record.json", tmp_path / "inversion.safetensors"
+    generation.run(manifest=str(manifest), images=[str(images)], grids=[str(tmp_path / "inversion.png")], prompt_sets=["inversion"],
+                   concept_text="zero", label=0, classes=cfg["classes"], templates=cfg["prompts"]["templates"], num_images=3, seed=0,
+                   guidance_scale=sampling["guidance_scale"], num_steps=2, batch_size=3, attack_sets=["inversion"], artefacts=[str(emb)],
+                   inline={"inversion": dict(settings=settings, sampling=sampling, guards={})}, inline_artefacts=[str(emb)],
+                   inline_records=[str(record)], model_name="base", concept_images=str(concept_images), precision="bfloat16")
+    (token, vectors), = load_file(str(emb)).items()
+    assert vectors.dtype == torch.float32 and torch.isfinite(vectors).all()
+    assert read_json(str(record))["attack"] == "inversion"
+    assert load_image_set(images)[0].shape[0] == 3

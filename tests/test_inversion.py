@@ -3,7 +3,7 @@ from diffusers import StableDiffusionPipeline
 
 from unerase.components import load_components
 from unerase.diffusion import LatentBank
-from unerase.inversion import invert, load_learned_embeds, save_learned_embeds
+from unerase.inversion import init_vectors, invert, load_learned_embeds, save_learned_embeds
 
 
 def test_inversion_changes_only_new_token_rows(tiny_pipeline_dir):
@@ -77,3 +77,40 @@ def test_vectors_only_inversion_equals_whole_table_inversion(tiny_pipeline_dir):
             table[frozen] = original[frozen]
     torch.testing.assert_close(vectors, table.detach()[ids], rtol=1e-4, atol=1e-5)
     assert not torch.allclose(vectors, original[ids])  # and both really moved
+
+
+def _unet_output_dtypes(model):
+    seen = []
+    model.unet.register_forward_hook(lambda module, args, out: seen.append(out.sample.dtype))
+    return seen
+
+
+def test_mixed_precision_inversion_runs_the_forward_in_bfloat16_and_keeps_float32_vectors(tiny_pipeline_dir):
+    # attacks.*.precision: autocast around each step's forward, the learned vectors and Adam's state stay float32
+    kw = dict(templates=["a photo of the digit {}"], num_vectors=2, init_text="digit", lr=5e-2, batch_size=4, steps=3, seed=0)
+    runs = {}
+    for precision in ("float32", "bfloat16"):
+        model = load_components(str(tiny_pipeline_dir))
+        seen = _unet_output_dtypes(model)
+        bank = LatentBank(model.vae, torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1, model.vae_scale)
+        runs[precision] = invert(model, bank, token="<z>", precision=precision, **kw)
+        assert set(seen) == {getattr(torch, precision)}
+        assert runs[precision].dtype == torch.float32 and torch.isfinite(runs[precision]).all()
+    assert not torch.equal(runs["float32"], runs["bfloat16"])  # the option reaches the arithmetic ...
+    start = init_vectors(load_components(str(tiny_pipeline_dir)), "digit", 2)
+    moved = {p: (v - start).flatten() for p, v in runs.items()}
+    # ... and takes the same steps up to rounding (Adam normalises each coordinate, so compare the update's direction)
+    assert torch.nn.functional.cosine_similarity(moved["float32"], moved["bfloat16"], dim=0) > 0.9
+
+
+def test_mixed_precision_diverse_inversion_runs_the_forward_in_bfloat16(tiny_pipeline_dir):
+    from unerase.attacks.diverse_inversion import diverse_invert
+
+    model = load_components(str(tiny_pipeline_dir))
+    seen = _unet_output_dtypes(model)
+    bank = LatentBank(model.vae, torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1, model.vae_scale)
+    vectors, losses = diverse_invert(model, bank, token="<d>", concept_text="zero", templates=["a photo of the digit {}"], indices=[0, 1],
+                                     total=2, bands=[[-0.2, 0.2], [0.2, 0.6]], pairwise_max=1.0, diversity_weight=0.0, lr=1e-2,
+                                     batch_per_embedding=2, steps=2, seed=0, precision="bfloat16")
+    assert seen == [torch.bfloat16] * 2
+    assert vectors.dtype == torch.float32 and torch.isfinite(vectors).all() and all(loss > 0 for loss in losses)

@@ -19,6 +19,14 @@ def test_task_vector_and_negation_are_exact():
     torch.testing.assert_close(negate(base, tau, -1.0)["w"], ft["w"], rtol=0, atol=1e-6)
 
 
+def test_task_vector_lives_on_the_base_models_device():
+    # a GPU job's base UNet is on the GPU and the fine-tuned file loads on the CPU; "meta" stands in for the GPU here
+    base = {"w": torch.zeros(2, 2, device="meta")}
+    tau = task_vector(base, {"w": torch.ones(2, 2)})
+    assert tau["w"].device.type == "meta" and tau["w"].shape == (2, 2)
+    assert negate(base, tau, 1.0)["w"].device.type == "meta"
+
+
 def test_task_vector_rejects_mismatched_models():
     with pytest.raises(ValueError):
         task_vector({"a": torch.zeros(1)}, {"b": torch.zeros(1)})

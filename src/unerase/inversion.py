@@ -18,6 +18,7 @@ from .checkpoint import Checkpointer, rng_state, set_rng_state
 from .components import Components
 from .diffusion import LatentBank, denoising_loss
 from .progress import Progress
+from .runtime import training_autocast
 from .text import encode
 
 
@@ -96,10 +97,11 @@ class PlaceholderEmbedding(torch.nn.Module):
 
 def invert(components: Components, bank: LatentBank, *, token: str, templates: list[str], num_vectors: int, init_text: str,
            lr: float, batch_size: int, steps: int, seed: int, checkpoint: str | None = None, checkpoint_every: int = 100,
-           objective=None, fingerprint: dict | None = None) -> torch.Tensor:
+           objective=None, fingerprint: dict | None = None, precision: str = "float32") -> torch.Tensor:
     """Learn K vectors for `token` on the (frozen) model; returns them (K, D) and leaves them in the table.
     `objective(latents, context, template_indices, gen) -> loss` replaces the denoising loss (e.g. the
-    SLD-unrolled objective of unerase.attacks.sld_inversion); `fingerprint` names it in checkpoints."""
+    SLD-unrolled objective of unerase.attacks.sld_inversion); `fingerprint` names it in checkpoints.
+    `precision` bfloat16 | float16 runs each step's forward under autocast (the vectors stay float32)."""
     rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     placeholder = add_tokens(components, token, init_vectors(components, init_text, num_vectors))
@@ -109,7 +111,8 @@ def invert(components: Components, bank: LatentBank, *, token: str, templates: l
     embedding = PlaceholderEmbedding(table, ids, table.weight.detach()[ids].clone())
     opt = torch.optim.AdamW([embedding.vectors], lr=lr, weight_decay=0.0, fused=True)
     ckpt = Checkpointer(checkpoint, dict(token=token, k=num_vectors, init=init_text, lr=lr, bs=batch_size, steps=steps, seed=seed,
-                                         state="vectors-only", **({"objective": fingerprint} if fingerprint else {})), checkpoint_every)
+                                         state="vectors-only", **({"objective": fingerprint} if fingerprint else {}),
+                                         **({"precision": precision} if precision != "float32" else {})), checkpoint_every)
     start = 0
     if state := ckpt.load():
         with torch.no_grad():
@@ -123,11 +126,12 @@ def invert(components: Components, bank: LatentBank, *, token: str, templates: l
             which = [rng.randrange(len(templates)) for _ in range(batch_size)]
             captions = [templates[i].format(placeholder) for i in which]
             idx = torch.randint(0, len(bank), (batch_size,), generator=gen)
-            context = encode(components.tokenizer, encoder, captions)
-            if objective is None:
-                loss = denoising_loss(components.unet, components.scheduler, bank.draw(idx, gen), context, gen)
-            else:
-                loss = objective(bank.draw(idx, gen), context, which, gen)
+            with training_autocast(components.device, precision):
+                context = encode(components.tokenizer, encoder, captions)
+                if objective is None:
+                    loss = denoising_loss(components.unet, components.scheduler, bank.draw(idx, gen), context, gen)
+                else:
+                    loss = objective(bank.draw(idx, gen), context, which, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

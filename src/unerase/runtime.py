@@ -36,3 +36,11 @@ def repeatable_on_cpu(device: torch.device):
         yield
     finally:
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+def training_autocast(device: torch.device, precision: str):
+    """The forward passes of a training step under autocast to `precision` (float32: none). The trained
+    tensors, the optimiser and the backward's accumulation stay float32 (mixed precision); on an H200
+    bfloat16 gave textual inversion 1.45x at SD 1.4 size, on the CPU it is slower (README)."""
+    dtype = getattr(torch, precision)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)

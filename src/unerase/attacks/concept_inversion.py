@@ -15,6 +15,7 @@ def run(job: AttackJob) -> dict:
     objective = objective_for(job.model, job.guards, job.templates, job.concept_text, s, job.sampling)
     vectors = invert(job.model, bank, token=job.token, templates=job.templates, num_vectors=s["num_vectors"], init_text=s["init_text"],
                      lr=s["lr"], batch_size=s["batch_size"], steps=s["steps"], seed=job.seed, checkpoint=job.checkpoint,
-                     objective=objective, fingerprint=objective.fingerprint() if objective else None)
+                     objective=objective, fingerprint=objective.fingerprint() if objective else None,
+                     precision=s.get("precision", "float32"))
     save_learned_embeds(job.artefact, job.token, vectors)
     return dict(token=job.token, num_vectors=len(vectors), objective=objective.fingerprint() if objective else "denoising")

@@ -30,6 +30,7 @@ from ..atomic import atomic_path
 from ..diffusion import LatentBank, add_noise
 from ..inversion import PlaceholderEmbedding
 from ..progress import Progress
+from ..runtime import training_autocast
 from ..text import encode, name_embedding
 from .job import AttackJob
 
@@ -90,10 +91,10 @@ def keep_diverse(similarity: torch.Tensor, losses: list[float], bound: float) ->
 
 def diverse_invert(components, bank: LatentBank, *, token: str, concept_text: str, templates: list[str], indices: list[int], total: int,
                    bands: list[list[float]], pairwise_max: float, diversity_weight: float, lr: float, batch_per_embedding: int,
-                   steps: int, seed: int, progress: Progress | None = None) -> tuple[torch.Tensor, list[float]]:
+                   steps: int, seed: int, progress: Progress | None = None, precision: str = "float32") -> tuple[torch.Tensor, list[float]]:
     """Learn the embeddings `indices` of a set of `total` (all of them: Diverse Inversion; one: the
     same embedding learned alone). Returns (len(indices), D) vectors and each one's mean loss over
-    the last quarter of the steps."""
+    the last quarter of the steps. `precision` bfloat16 | float16: each step's forward under autocast."""
     tok, encoder = components.tokenizer, components.text_encoder
     table = encoder.get_input_embeddings()
     direction = name_embedding(tok, table.weight.detach().cpu(), concept_text)
@@ -123,8 +124,9 @@ def diverse_invert(components, bank: LatentBank, *, token: str, concept_text: st
                 idx = torch.randint(0, len(bank), (m,), generator=gens[j])
                 noisy, noise, t = add_noise(components.scheduler, bank.draw(idx, gens[j]), gens[j])
                 latents.append(noisy); noises.append(noise); ts.append(t)
-            context = encode(tok, encoder, captions)
-            pred = components.unet(torch.cat(latents), torch.cat(ts), encoder_hidden_states=context).sample
+            with training_autocast(components.device, precision):
+                context = encode(tok, encoder, captions)
+                pred = components.unet(torch.cat(latents), torch.cat(ts), encoder_hidden_states=context).sample
             per_embedding = ((pred.float() - torch.cat(noises).float()) ** 2).mean((1, 2, 3)).view(n, m).mean(1)
             loss = per_embedding.sum() + diversity_weight * diversity_penalty(embedding.vectors, pairwise_max)
             opt.zero_grad(set_to_none=True)
@@ -153,7 +155,8 @@ def run(job: AttackJob) -> dict:
     vectors, losses = diverse_invert(job.model, bank, token=job.token, concept_text=job.concept_text, templates=job.templates,
                                      indices=list(range(n)), total=n, bands=s["bands"], pairwise_max=s["pairwise_max"],
                                      diversity_weight=s["diversity_weight"], lr=s["lr"], batch_per_embedding=s["batch_per_embedding"],
-                                     steps=s["steps"], seed=job.seed, progress=Progress(f"diverse inversion ({job.token})", s["steps"]))
+                                     steps=s["steps"], seed=job.seed, progress=Progress(f"diverse inversion ({job.token})", s["steps"]),
+                                     precision=s.get("precision", "float32"))
     direction = name_embedding(job.model.tokenizer, job.model.text_encoder.get_input_embeddings().weight.detach().cpu(), job.concept_text)
     to_concept = cosine_to(vectors, direction).tolist()
     pairwise = pairwise_similarity(vectors)

@@ -89,7 +89,7 @@ def erase(job: ErasureJob) -> ErasureResult:
     unet = job.model.unet
     base = unet.state_dict()
     named = check_against_base(path, read_unet_state(path), base)
-    changed = sorted(k for k, v in named.items() if not torch.equal(v.to(base[k].dtype), base[k]))
+    changed = sorted(k for k, v in named.items() if not torch.equal(v.to(base[k].device, base[k].dtype), base[k]))  # file on the CPU, UNet maybe on a GPU
     if not changed:
         # the pitfall of the CCE reference's UCE loader: weights that were never applied look "erased"
         raise ImportedModelError(f"{path}: every tensor equals the base model's; nothing was erased")

@@ -48,10 +48,11 @@ def finetune_on_concept(components: Components, bank: LatentBank, *, steps: int,
 
 
 def task_vector(base: dict[str, torch.Tensor], finetuned: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """τ = θ_ft − θ over the floating-point tensors both state dicts share."""
+    """τ = θ_ft − θ over the floating-point tensors both state dicts share, on the base's device (the
+    fine-tuned file loads on the CPU; on a GPU the base lives there: the default DAG's TV jobs failed on an H200)."""
     if set(base) != set(finetuned):
         raise ValueError("base and fine-tuned UNets have different parameters")
-    return {k: finetuned[k].float() - base[k].float() for k in base if base[k].is_floating_point()}
+    return {k: finetuned[k].to(base[k].device).float() - base[k].float() for k in base if base[k].is_floating_point()}
 
 
 def negate(base: dict[str, torch.Tensor], tau: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:

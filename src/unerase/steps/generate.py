@@ -30,10 +30,13 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
     own (Concept Inversion on Forget-Me-Not, CCE); the others at `guidance_scale`."""
     device = start(threads, log)
     model, options = load_guarded_model(manifest, device, unet_patch, sampling_options, precision)
+    # attacks learn on float32 weights, as in an attack job, also where this job samples in float16 / bfloat16
+    # (sd14's float16 UNet met float32 latents); their files are read back below like an attack job's
+    learner = model if precision == "float32" or not inline else load_guarded_model(manifest, device, unet_patch, sampling_options)[0]
     for (attack, spec), artefact, record in zip((inline or {}).items(), inline_artefacts, inline_records, strict=True):
         # an attack adding tokens (embeddings) gets its own text side, as with an attack job's (the generation then
         # registers the learned file under the prompt set's token name); the others leave the model as they found it
-        attacked = own_text_side(model) if attacks.get(attack).artefact == "embeds" else model
+        attacked = own_text_side(learner) if attacks.get(attack).artefact == "embeds" else learner
         job = AttackJob(model=attacked, attack=attack, settings=dict(spec["settings"]), concept_text=concept_text, label=label,
                         templates=list(templates), seed=seed, artefact=artefact, inputs=dict(concept_images=concept_images),
                         sampling=dict(spec["sampling"]), guards=dict(spec.get("guards") or {}), checkpoint=spec.get("resume_from"))
