@@ -35,13 +35,10 @@ from unerase.components import Components
 from unerase.diffusion import LatentBank
 from unerase.tokenizer import build_clip_tokenizer
 
+from bench_speed import _sync as sync, timed  # noqa: E402 - bench/ is on sys.path when run as a script
+
 TFLOP_PER_IMAGE = 82.9  # protocols.md: SD 1.4, 50 CFG DDIM steps at 512 px with the VAE decode
 ROWS: list[dict] = []
-
-
-def sync():
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def reset_peak():
@@ -51,17 +48,6 @@ def reset_peak():
 
 def peak_gib() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
-
-
-def seconds(fn, reps: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    sync()
-    return (time.perf_counter() - t0) / reps
 
 
 def emit(out: Path | None, **row):
@@ -101,7 +87,7 @@ def bf16_peak_tflops(device) -> float | None:
         return None
     a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
     b = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
-    s = seconds(lambda: a @ b, 10, 3)
+    s = timed(lambda: a @ b, 10, 3)
     return 2 * 8192 ** 3 / s / 1e12
 
 
@@ -147,14 +133,14 @@ def sampling(out, size, device, batches, steps):
     for batch in batches:
         reps = 1 if batch >= 32 else 2 if batch > 1 else 3
         reset_peak()
-        plain[batch] = seconds(lambda: pipe(["a photo of a church"] * batch, num_inference_steps=steps, guidance_scale=7.5,
-                                            output_type="pt"), reps)
+        plain[batch] = timed(lambda: pipe(["a photo of a church"] * batch, num_inference_steps=steps, guidance_scale=7.5,
+                                            output_type="pt"), reps, 1)
         _sampling_row(out, size, "diffusers StableDiffusionPipeline, fp16", batch, plain[batch])
         reset_peak()
-        _sampling_row(out, size, "ours (unerase.sampling.generate), fp16", batch, seconds(ours(batch), reps), plain[batch])
+        _sampling_row(out, size, "ours (unerase.sampling.generate), fp16", batch, timed(ours(batch), reps, 1), plain[batch])
     c.unet.to(memory_format=torch.channels_last)
     reset_peak()
-    _sampling_row(out, size, "ours, UNet channels_last", batches[-1], seconds(ours(batches[-1]), 1), plain[batches[-1]])
+    _sampling_row(out, size, "ours, UNet channels_last", batches[-1], timed(ours(batches[-1]), 1, 1), plain[batches[-1]])
 
 
 def compiled_sampling(out, size, device, batch, steps):
@@ -174,7 +160,7 @@ def compiled_sampling(out, size, device, batch, steps):
     ours(batch)()
     sync()
     first = time.perf_counter() - t0
-    s = seconds(ours(batch), 2, warmup=0)
+    s = timed(ours(batch), 2, 0)
     _sampling_row(out, size, "ours, channels_last + fused QKV + torch.compile", batch, s, _CACHE.get("plain_s", {}).get(batch),
                   compile_s=first - s)
 
