@@ -15,7 +15,13 @@ Sections (each row also records the workload's peak GPU memory):
   trained: up to 50 CFG DDIM steps, then the frozen and the trained UNet; fp32 as
   rohitgandikota/erasing) against x_t from noised concept images (the embedded default's `xt_source`);
 - ti: textual-inversion steps/s, batch 4, fp32 weights, against the same under bfloat16 autocast;
-- di: Diverse Inversion, n embeddings x 1 row in one batch against n sequential inversions.
+- di: Diverse Inversion, n embeddings x 1 row in one batch (fp32, bf16 autocast, gradient checkpointing, both)
+  against n sequential fp32 inversions;
+- memory: the activations autograd keeps for the backward of one UNet call per row of the batch, with
+  and without gradient checkpointing (`unerase.runtime.activation_checkpointing`), counted from the
+  saved tensors (weights left out), so it runs on any device (`--device cpu`: no GPU needed), with the
+  step time of each; what the sd14 config's inversion attacks would keep at their batch sizes; and on a GPU two
+  steps of each of those attacks as configured, with their peak memory.
 Rows are written to --out after every section, so a run cut short keeps what it measured.
 """
 from __future__ import annotations
@@ -209,6 +215,8 @@ def textual_inversion(out, size, device, steps):
 
 
 def diverse_inversion(out, size, device, n, steps):
+    """n embeddings x 1 row in one batch, fp32 and with the levers of issue #7 (bf16 autocast, gradient checkpointing),
+    each against n sequential fp32 inversions timed in the same run (the reference's way: one embedding at a time)."""
     from unerase.attacks.diverse_inversion import diverse_invert
 
     c = cached_components(size, device, torch.float32)
@@ -216,40 +224,138 @@ def diverse_inversion(out, size, device, n, steps):
     kw = dict(concept_text="zero", templates=["a photo of the digit {}"], total=n, bands=[[-0.2, 0.2], [0.2, 0.6]], pairwise_max=1.0,
               diversity_weight=0.0, lr=1e-2, batch_per_embedding=1, seed=0)
     diverse_invert(c, bank, token="<warm>", indices=list(range(n)), steps=2, **kw)
-    reset_peak()
-    sync()
-    t0 = time.perf_counter()
-    diverse_invert(c, bank, token="<all>", indices=list(range(n)), steps=steps, **kw)
-    sync()
-    together = time.perf_counter() - t0
-    together_peak = peak_gib()
     t0 = time.perf_counter()
     for k in range(n):  # the same embeddings one after another (own token names: the tokenizer keeps the others)
         diverse_invert(c, bank, token=f"<one{k}>", indices=[k], steps=steps, **kw)
     sync()
     sequential = time.perf_counter() - t0
-    emit(out, section="di", workload=f"Diverse Inversion, {n} embeddings x 1 row, {steps} steps, fp32",
-         baseline="n sequential inversions", baseline_embedding_steps_per_s=n * steps / sequential,
-         ours_embedding_steps_per_s=n * steps / together, speedup=sequential / together, peak_gib=together_peak)
+    variants = [("fp32", {}), ("bf16 autocast", dict(precision="bfloat16")), ("fp32, gradient checkpointing", dict(gradient_checkpointing=True)),
+                ("bf16 autocast, gradient checkpointing", dict(precision="bfloat16", gradient_checkpointing=True))]
+    for i, (label, extra) in enumerate(variants):
+        if i:
+            diverse_invert(c, bank, token=f"<warm{i}>", indices=list(range(n)), steps=1, **kw, **extra)
+        reset_peak()
+        sync()
+        t0 = time.perf_counter()
+        diverse_invert(c, bank, token=f"<all{i}>", indices=list(range(n)), steps=steps, **kw, **extra)
+        sync()
+        together = time.perf_counter() - t0
+        emit(out, section="di", workload=f"Diverse Inversion, {n} embeddings x 1 row, {steps} steps, {label}",
+             baseline="n sequential fp32 inversions", baseline_embedding_steps_per_s=n * steps / sequential,
+             ours_embedding_steps_per_s=n * steps / together, speedup=sequential / together, peak_gib=peak_gib())
+
+
+def saved_activation_bytes(c: Components, fn) -> int:
+    """Bytes of the tensors autograd saves for the backward of `fn()`, the model's weights left out."""
+    weights = {p.untyped_storage().data_ptr() for m in (c.unet, c.text_encoder) for p in m.parameters()}
+    seen = {}
+
+    def pack(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in weights:
+            seen[st.data_ptr()] = st.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+def memory(out, size, device):
+    """Activation memory per row of a UNet training call at SD 1.4 size (latent 64 x 64, 77 tokens), with and without
+    gradient checkpointing; the per-row figure is the difference between batch 2 and batch 1 (what a row adds)."""
+    import yaml
+
+    from unerase.runtime import activation_checkpointing
+
+    c = cached_components(size, device, torch.float32)
+    ch, hw = c.unet.config.in_channels, c.unet.config.sample_size
+    width = c.text_encoder.config.hidden_size
+    per_row, step_s = {}, {}
+    for on in (False, True):
+        with activation_checkpointing(c.unet, on):
+            kept = {}
+            for b in (1, 2):
+                x = torch.randn(b, ch, hw, hw, device=device)
+                ctx = torch.randn(b, 77, width, device=device, requires_grad=True)
+                kept[b] = saved_activation_bytes(c, lambda: c.unet(x, torch.full((b,), 500, device=device), encoder_hidden_states=ctx).sample)
+
+            def step():
+                ctx.grad = None
+                c.unet(x, torch.full((b,), 500, device=device), encoder_hidden_states=ctx).sample.square().mean().backward()
+
+            step_s[on] = timed(step, 2 if size == "sd14" else 5, 1)
+        per_row[on] = (kept[2] - kept[1]) / 2**30
+        emit(out, section="memory", workload=f"UNet forward + backward, batch 2, gradient checkpointing {'on' if on else 'off'}",
+             activation_mib_per_row=round(per_row[on] * 1024, 1), activation_mib_batch_1=round(kept[1] / 2**20, 1),
+             seconds_per_step=step_s[on], device=str(device))
+    emit(out, section="memory", workload="gradient checkpointing against none", activation_ratio=per_row[False] / per_row[True],
+         step_time_ratio=step_s[True] / step_s[False])
+    if size == "sd14":  # what the sd14 config's attacks keep (rows of UNet graphs alive at the backward)
+        attacks = yaml.safe_load((Path(__file__).parent.parent / "config" / "sd14.yaml").read_text())["attacks"]
+        di, ci = attacks["diverse_inversion"], attacks["concept_inversion"]
+        for name, rows in (("Diverse Inversion", di["num_embeddings"] * di["batch_per_embedding"]),
+                           ("Concept Inversion through SLD", ci["sld_unroll"] * ci["batch_size"])):
+            emit(out, section="memory", workload=f"sd14.yaml {name}: {rows} UNet rows kept for the backward",
+                 activation_gib_without=round(rows * per_row[False], 1), activation_gib_with=round(rows * per_row[True], 1))
+        if device.type == "cuda":  # the real thing: two steps of each with sd14.yaml's settings, peak GPU memory
+            sd14_attack_peaks(out, c, di, ci)
+
+
+def sd14_attack_peaks(out, c: Components, di: dict, ci: dict):
+    """Two steps of sd14.yaml's Diverse Inversion and of its Concept Inversion through SLD-Max, as configured (batch, unroll,
+    precision, gradient checkpointing), with the peak GPU memory of each: does the config fit the card?"""
+    from unerase.attacks.diverse_inversion import diverse_invert
+    from unerase.attacks.sld_inversion import SldUnrolledObjective
+    from unerase.inversion import invert
+
+    bank = concept_bank(c, "sd14")
+    n = di["num_embeddings"]
+    runs = {
+        "Diverse Inversion": lambda: diverse_invert(
+            c, bank, token="<peak-di>", concept_text="church", templates=["a photo of a {}"], indices=list(range(n)), total=n,
+            bands=di["bands"], pairwise_max=di["pairwise_max"], diversity_weight=di["diversity_weight"], lr=di["lr"],
+            batch_per_embedding=di["batch_per_embedding"], steps=2, seed=0, precision=di.get("precision", "float32"),
+            gradient_checkpointing=di.get("gradient_checkpointing", False)),
+        "Concept Inversion through SLD-Max": lambda: invert(
+            c, bank, token="<peak-ci>", templates=["a photo of a {}"], num_vectors=ci["num_vectors"], init_text=ci["init_text"], lr=ci["lr"],
+            batch_size=ci["batch_size"], steps=2, seed=0, precision=ci.get("precision", "float32"),
+            gradient_checkpointing=ci.get("gradient_checkpointing", False),
+            objective=SldUnrolledObjective(c, preset="max", safety_concept="church", named_prompts=["a photo of a church"],
+                                           guidance_scale=7.5, unroll=ci["sld_unroll"], window=ci["sld_window"])),
+    }
+    for name, run in runs.items():
+        torch.cuda.empty_cache()
+        reset_peak()
+        t0 = time.perf_counter()
+        try:
+            run()
+            sync()
+            emit(out, section="memory", workload=f"sd14.yaml {name}, 2 steps as configured", seconds_per_step=(time.perf_counter() - t0) / 2,
+                 peak_gib=peak_gib(), card_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1) if torch.cuda.is_available() else None)
+        except torch.cuda.OutOfMemoryError as err:
+            emit(out, section="memory", workload=f"sd14.yaml {name}, 2 steps as configured", error=f"out of memory: {str(err)[:200]}")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", choices=["sd14", "tiny"], default="sd14")
-    p.add_argument("--sections", default="sampling,di,esd,ti,compile")
+    p.add_argument("--sections", default="sampling,di,esd,ti,compile,memory")
     p.add_argument("--out", type=Path)
     p.add_argument("--di-n", type=int, default=64)
+    p.add_argument("--device", help="default: cuda at sd14 size, cpu at tiny size (the memory section runs on either)")
     args = p.parse_args()
-    device = torch.device("cuda" if args.size == "sd14" else "cpu")
+    device = torch.device(args.device or ("cuda" if args.size == "sd14" else "cpu"))
     if args.size == "tiny":
         torch.set_num_threads(1)
     sd = args.size == "sd14"
-    print("device:", torch.cuda.get_device_name() if sd else "cpu", "| torch", torch.__version__, flush=True)
+    print("device:", torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "| torch", torch.__version__, flush=True)
     jobs = dict(sampling=lambda: sampling(args.out, args.size, device, [1, 8, 32] if sd else [1, 4], 50 if sd else 4),
                 compile=lambda: compiled_sampling(args.out, args.size, device, 32 if sd else 4, 50 if sd else 4),
                 esd=lambda: esd(args.out, args.size, device, 6 if sd else 2),
                 ti=lambda: textual_inversion(args.out, args.size, device, 20 if sd else 3),
-                di=lambda: diverse_inversion(args.out, args.size, device, args.di_n, 6 if sd else 2))
+                di=lambda: diverse_inversion(args.out, args.size, device, args.di_n, 6 if sd else 2),
+                memory=lambda: memory(args.out, args.size, device))
     failed = []
     for name in args.sections.split(","):
         t0 = time.perf_counter()

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
@@ -114,3 +115,62 @@ def test_mixed_precision_diverse_inversion_runs_the_forward_in_bfloat16(tiny_pip
                                      batch_per_embedding=2, steps=2, seed=0, precision="bfloat16")
     assert seen == [torch.bfloat16] * 2
     assert vectors.dtype == torch.float32 and torch.isfinite(vectors).all() and all(loss > 0 for loss in losses)
+
+
+def _activation_bytes(model, fn) -> int:
+    """Bytes autograd keeps for the backward of `fn()`, the model's own weights left out (they stay in memory anyway)."""
+    weights = {p.untyped_storage().data_ptr() for p in [*model.unet.parameters(), *model.text_encoder.parameters()]}
+    seen = set()
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in weights:
+            seen.add((storage.data_ptr(), storage.nbytes()))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(n for _, n in seen)
+
+
+def test_gradient_checkpointing_keeps_less_for_the_backward_and_learns_the_same_vectors(tiny_pipeline_dir):
+    # attacks.*.gradient_checkpointing: the memory the sd14 config needs (100 Diverse-Inversion rows, SLD unrolled 26 times)
+    from unerase.attacks.diverse_inversion import diverse_invert
+    from unerase.attacks.sld_inversion import SldUnrolledObjective
+    from unerase.runtime import activation_checkpointing
+    from unerase.text import encode
+
+    model = load_components(str(tiny_pipeline_dir))
+    latents = torch.randn(8, *model.latent_shape, generator=torch.Generator().manual_seed(0))
+    context = encode(model.tokenizer, model.text_encoder, ["the digit zero"] * 8).detach().requires_grad_(True)
+    kept = {}
+    for on in (False, True):
+        with activation_checkpointing(model.unet, on):
+            kept[on] = _activation_bytes(model, lambda: model.unet(latents, torch.full((8,), 500), encoder_hidden_states=context).sample)
+        assert not model.unet.is_gradient_checkpointing  # restored: a job that samples afterwards samples as before
+    assert kept[True] < kept[False] / 2, kept
+
+    def bank_of(m):
+        return LatentBank(m.vae, torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1, m.vae_scale)
+
+    def learned(on, objective=False):
+        m = load_components(str(tiny_pipeline_dir))
+        obj = SldUnrolledObjective(m, preset="max", safety_concept="zero", named_prompts=["the digit zero"], guidance_scale=3.0,
+                                   unroll=3, window=75) if objective else None
+        return invert(m, bank_of(m), token="<z>", templates=["the digit {}"], num_vectors=2, init_text="digit", lr=5e-2,
+                      batch_size=4, steps=3, seed=0, objective=obj, gradient_checkpointing=on)
+
+    for objective in (False, True):  # plain denoising, and the SLD-unrolled objective (the gradient crosses three UNet graphs)
+        plain, checkpointed = learned(False, objective), learned(True, objective)
+        start = init_vectors(load_components(str(tiny_pipeline_dir)), "digit", 2)
+        assert not torch.allclose(checkpointed, start)  # the gradient reaches the tokens through the recomputed blocks ...
+        assert torch.allclose(plain, checkpointed, atol=1e-5), (plain - checkpointed).abs().max()  # ... and is the same gradient
+
+    def diverse(on):
+        m = load_components(str(tiny_pipeline_dir))
+        return diverse_invert(m, bank_of(m), token="<d>", concept_text="zero", templates=["the digit {}"], indices=[0, 1, 2], total=3,
+                              bands=[[-0.2, 0.2], [0.2, 0.6]], pairwise_max=0.5, diversity_weight=1.0, lr=1e-2,
+                              batch_per_embedding=2, steps=3, seed=0, gradient_checkpointing=on)
+
+    (v0, l0), (v1, l1) = diverse(False), diverse(True)
+    assert torch.allclose(v0, v1, atol=1e-5) and l0 == pytest.approx(l1, rel=1e-5)

@@ -18,7 +18,7 @@ from .checkpoint import Checkpointer, rng_state, set_rng_state
 from .components import Components
 from .diffusion import LatentBank, denoising_loss
 from .progress import Progress
-from .runtime import training_autocast
+from .runtime import activation_checkpointing, training_autocast
 from .text import encode
 
 
@@ -97,11 +97,13 @@ class PlaceholderEmbedding(torch.nn.Module):
 
 def invert(components: Components, bank: LatentBank, *, token: str, templates: list[str], num_vectors: int, init_text: str,
            lr: float, batch_size: int, steps: int, seed: int, checkpoint: str | None = None, checkpoint_every: int = 100,
-           objective=None, fingerprint: dict | None = None, precision: str = "float32") -> torch.Tensor:
+           objective=None, fingerprint: dict | None = None, precision: str = "float32",
+           gradient_checkpointing: bool = False) -> torch.Tensor:
     """Learn K vectors for `token` on the (frozen) model; returns them (K, D) and leaves them in the table.
     `objective(latents, context, template_indices, gen) -> loss` replaces the denoising loss (e.g. the
     SLD-unrolled objective of unerase.attacks.sld_inversion); `fingerprint` names it in checkpoints.
-    `precision` bfloat16 | float16 runs each step's forward under autocast (the vectors stay float32)."""
+    `precision` bfloat16 | float16 runs each step's forward under autocast (the vectors stay float32);
+    `gradient_checkpointing` trades a recomputed forward for the UNet's activation memory (same vectors)."""
     rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     placeholder = add_tokens(components, token, init_vectors(components, init_text, num_vectors))
@@ -122,22 +124,23 @@ def invert(components: Components, bank: LatentBank, *, token: str, templates: l
     progress = Progress(f"concept inversion ({token})", steps, start)
     encoder.set_input_embeddings(embedding)
     try:
-        for step in range(start, steps):
-            which = [rng.randrange(len(templates)) for _ in range(batch_size)]
-            captions = [templates[i].format(placeholder) for i in which]
-            idx = torch.randint(0, len(bank), (batch_size,), generator=gen)
-            with training_autocast(components.device, precision):
-                context = encode(components.tokenizer, encoder, captions)
-                if objective is None:
-                    loss = denoising_loss(components.unet, components.scheduler, bank.draw(idx, gen), context, gen)
-                else:
-                    loss = objective(bank.draw(idx, gen), context, which, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            progress.update(step, loss.item())
-            ckpt.maybe_save(step, steps, lambda: dict(vectors=embedding.vectors.detach().cpu(), opt=opt.state_dict(),
-                                                      gen=gen.get_state(), rng=rng_state()))
+        with activation_checkpointing(components.unet, gradient_checkpointing):
+            for step in range(start, steps):
+                which = [rng.randrange(len(templates)) for _ in range(batch_size)]
+                captions = [templates[i].format(placeholder) for i in which]
+                idx = torch.randint(0, len(bank), (batch_size,), generator=gen)
+                with training_autocast(components.device, precision):
+                    context = encode(components.tokenizer, encoder, captions)
+                    if objective is None:
+                        loss = denoising_loss(components.unet, components.scheduler, bank.draw(idx, gen), context, gen)
+                    else:
+                        loss = objective(bank.draw(idx, gen), context, which, gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                progress.update(step, loss.item())
+                ckpt.maybe_save(step, steps, lambda: dict(vectors=embedding.vectors.detach().cpu(), opt=opt.state_dict(),
+                                                          gen=gen.get_state(), rng=rng_state()))
     finally:
         encoder.set_input_embeddings(table)
     vectors = embedding.vectors.detach()

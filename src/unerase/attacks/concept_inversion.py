@@ -16,6 +16,6 @@ def run(job: AttackJob) -> dict:
     vectors = invert(job.model, bank, token=job.token, templates=job.templates, num_vectors=s["num_vectors"], init_text=s["init_text"],
                      lr=s["lr"], batch_size=s["batch_size"], steps=s["steps"], seed=job.seed, checkpoint=job.checkpoint,
                      objective=objective, fingerprint=objective.fingerprint() if objective else None,
-                     precision=s.get("precision", "float32"))
+                     precision=s.get("precision", "float32"), gradient_checkpointing=s.get("gradient_checkpointing", False))
     save_learned_embeds(job.artefact, job.token, vectors)
     return dict(token=job.token, num_vectors=len(vectors), objective=objective.fingerprint() if objective else "denoising")

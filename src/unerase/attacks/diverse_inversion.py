@@ -30,7 +30,7 @@ from ..atomic import atomic_path
 from ..diffusion import LatentBank, add_noise
 from ..inversion import PlaceholderEmbedding
 from ..progress import Progress
-from ..runtime import training_autocast
+from ..runtime import activation_checkpointing, training_autocast
 from ..text import encode, name_embedding
 from .job import AttackJob
 
@@ -91,10 +91,12 @@ def keep_diverse(similarity: torch.Tensor, losses: list[float], bound: float) ->
 
 def diverse_invert(components, bank: LatentBank, *, token: str, concept_text: str, templates: list[str], indices: list[int], total: int,
                    bands: list[list[float]], pairwise_max: float, diversity_weight: float, lr: float, batch_per_embedding: int,
-                   steps: int, seed: int, progress: Progress | None = None, precision: str = "float32") -> tuple[torch.Tensor, list[float]]:
+                   steps: int, seed: int, progress: Progress | None = None, precision: str = "float32",
+                   gradient_checkpointing: bool = False) -> tuple[torch.Tensor, list[float]]:
     """Learn the embeddings `indices` of a set of `total` (all of them: Diverse Inversion; one: the
     same embedding learned alone). Returns (len(indices), D) vectors and each one's mean loss over
-    the last quarter of the steps. `precision` bfloat16 | float16: each step's forward under autocast."""
+    the last quarter of the steps. `precision` bfloat16 | float16: each step's forward under autocast;
+    `gradient_checkpointing`: the UNet recomputes its activations in the backward (SD 1.4's 100 rows fit)."""
     tok, encoder = components.tokenizer, components.text_encoder
     table = encoder.get_input_embeddings()
     direction = name_embedding(tok, table.weight.detach().cpu(), concept_text)
@@ -117,27 +119,28 @@ def diverse_invert(components, bank: LatentBank, *, token: str, concept_text: st
     tail = []
     encoder.set_input_embeddings(embedding)
     try:
-        for step in range(steps):
-            captions, latents, noises, ts = [], [], [], []
-            for j in range(n):  # each embedding draws from its own generators, as it would alone
-                captions += [rngs[j].choice(templates).format(names[j]) for _ in range(m)]
-                idx = torch.randint(0, len(bank), (m,), generator=gens[j])
-                noisy, noise, t = add_noise(components.scheduler, bank.draw(idx, gens[j]), gens[j])
-                latents.append(noisy); noises.append(noise); ts.append(t)
-            with training_autocast(components.device, precision):
-                context = encode(tok, encoder, captions)
-                pred = components.unet(torch.cat(latents), torch.cat(ts), encoder_hidden_states=context).sample
-            per_embedding = ((pred.float() - torch.cat(noises).float()) ** 2).mean((1, 2, 3)).view(n, m).mean(1)
-            loss = per_embedding.sum() + diversity_weight * diversity_penalty(embedding.vectors, pairwise_max)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                embedding.vectors.copy_(project_to_bands(embedding.vectors, d, lows, highs))
-            if step >= steps - max(1, steps // 4):
-                tail.append(per_embedding.detach().cpu())
-            if progress:
-                progress.update(step, float(per_embedding.detach().mean()))
+        with activation_checkpointing(components.unet, gradient_checkpointing):
+            for step in range(steps):
+                captions, latents, noises, ts = [], [], [], []
+                for j in range(n):  # each embedding draws from its own generators, as it would alone
+                    captions += [rngs[j].choice(templates).format(names[j]) for _ in range(m)]
+                    idx = torch.randint(0, len(bank), (m,), generator=gens[j])
+                    noisy, noise, t = add_noise(components.scheduler, bank.draw(idx, gens[j]), gens[j])
+                    latents.append(noisy); noises.append(noise); ts.append(t)
+                with training_autocast(components.device, precision):
+                    context = encode(tok, encoder, captions)
+                    pred = components.unet(torch.cat(latents), torch.cat(ts), encoder_hidden_states=context).sample
+                per_embedding = ((pred.float() - torch.cat(noises).float()) ** 2).mean((1, 2, 3)).view(n, m).mean(1)
+                loss = per_embedding.sum() + diversity_weight * diversity_penalty(embedding.vectors, pairwise_max)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    embedding.vectors.copy_(project_to_bands(embedding.vectors, d, lows, highs))
+                if step >= steps - max(1, steps // 4):
+                    tail.append(per_embedding.detach().cpu())
+                if progress:
+                    progress.update(step, float(per_embedding.detach().mean()))
     finally:
         encoder.set_input_embeddings(table)
     return embedding.vectors.detach().cpu().clone(), torch.stack(tail).mean(0).tolist()
@@ -156,7 +159,7 @@ def run(job: AttackJob) -> dict:
                                      indices=list(range(n)), total=n, bands=s["bands"], pairwise_max=s["pairwise_max"],
                                      diversity_weight=s["diversity_weight"], lr=s["lr"], batch_per_embedding=s["batch_per_embedding"],
                                      steps=s["steps"], seed=job.seed, progress=Progress(f"diverse inversion ({job.token})", s["steps"]),
-                                     precision=s.get("precision", "float32"))
+                                     precision=s.get("precision", "float32"), gradient_checkpointing=s.get("gradient_checkpointing", False))
     direction = name_embedding(job.model.tokenizer, job.model.text_encoder.get_input_embeddings().weight.detach().cpu(), job.concept_text)
     to_concept = cosine_to(vectors, direction).tolist()
     pairwise = pairwise_similarity(vectors)
