@@ -258,7 +258,7 @@ def test_diverse_inversion_on_the_sd_layout_writes_its_kept_set_and_similarities
     images = torch.randint(0, 256, (4, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     save_image_set(tmp_path / "ci.safetensors", images, [0] * 4, ["zero"] * 4)
     settings = dict(num_embeddings=4, bands=[[-0.2, 0.2], [0.2, 0.6]], pairwise_max=0.9, diversity_weight=1.0, lr=1e-2,
-                    batch_per_embedding=1, steps=2)
+                    batch_per_embedding=1, steps=2, gradient_checkpointing=True)  # as config/sd14.yaml
     record = _attack(sd_layout_dir, tmp_path, "diverse-inversion", settings, "di.safetensors", concept_images=str(tmp_path / "ci.safetensors"))
     kept = load_file(str(tmp_path / "di.safetensors"))
     assert record["kept"] == len(kept) >= 1 and all(v.shape == (1, 32) for v in kept.values())
@@ -313,7 +313,8 @@ def test_concept_inversion_through_sld_on_the_sd_layout(sd_layout_dir, tmp_path)
 
     images = torch.randint(0, 256, (4, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     save_image_set(tmp_path / "ci.safetensors", images, [0] * 4, ["zero"] * 4)
-    settings = dict(num_vectors=1, init_text="digit", lr=1e-2, batch_size=2, steps=2, through_sld=True, sld_unroll=2, sld_window=75)
+    settings = dict(num_vectors=1, init_text="digit", lr=1e-2, batch_size=2, steps=2, through_sld=True, sld_unroll=2, sld_window=75,
+                    gradient_checkpointing=True)  # as config/sd14.yaml
     record = _attack(sd_layout_dir, tmp_path, "inversion", settings, "emb.safetensors", concept_images=str(tmp_path / "ci.safetensors"),
                      guards={"safety": {"preset": "medium", "concept": "zero"}}, sampling={"guidance_scale": 3.0})
     assert record["objective"] == dict(kind="sld-unrolled", preset="medium", safety_concept="zero", g=3.0, unroll=2, window=75)
