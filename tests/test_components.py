@@ -22,6 +22,28 @@ def test_sampling_is_deterministic_per_seed(tiny_pipeline_dir):
     assert torch.equal(a[1], b[0])  # image i depends on its own seed, not on its batch
 
 
+def test_guidance_one_samples_the_conditional_prediction_alone(tiny_pipeline_dir):
+    # ε_u + 1·(ε_c − ε_u) = ε_c: at guidance 1 (the memories probe's reconstructions) the unconditional half is skipped
+    from unerase.sampling import ddim_loop, initial_latents
+    from unerase.text import encode
+
+    model = load_components(str(tiny_pipeline_dir))
+    rows = []
+    model.unet.register_forward_pre_hook(lambda module, args: rows.append(len(args[0])))
+    x = initial_latents(model.latent_shape, [1, 2, 3], "cpu")
+    cond = encode(model.tokenizer, model.text_encoder, ["the digit one", "two", "a 3"])
+    uncond = encode(model.tokenizer, model.text_encoder, [""] * 3)
+    fast, _ = ddim_loop(model.unet, model.scheduler, x, cond, uncond, 1.0, 4)
+    assert rows == [3] * 4
+    rows.clear()
+    both, _ = ddim_loop(model.unet, model.scheduler, x, cond, uncond, 1.0 + 1e-9, 4)  # the full guidance, as before
+    assert rows == [6] * 4
+    assert torch.allclose(fast, both, atol=1e-5), (fast - both).abs().max()
+    rows.clear()
+    ddim_loop(model.unet, model.scheduler, x, cond, uncond, 3.0, 4)
+    assert rows == [6] * 4  # any other scale guides as before
+
+
 def test_unet_patch_roundtrip(tiny_pipeline_dir, tmp_path):
     model = load_components(str(tiny_pipeline_dir))
     name = next(n for n, _ in model.unet.named_parameters() if ".attn2.to_k." in n)

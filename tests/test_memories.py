@@ -81,6 +81,44 @@ def test_vae_latents_from_different_starts_fit_the_same_image(tiny_pipeline_dir)
     assert not torch.allclose(z[0], z[1])  # two starts, two latents for one image
 
 
+def test_vae_latents_fitted_in_groups_equal_one_batch(tiny_pipeline_dir):
+    # probes.memories.vae_batch_size: sd14's 5 x 10 images at 512 px cannot be decoded with gradients at once (278 GiB)
+    from unerase.components import load_components
+
+    model = load_components(str(tiny_pipeline_dir))
+    size = model.unet.config.sample_size * 2 ** (len(model.vae.config.block_out_channels) - 1)
+    target = torch.randint(0, 256, (5, model.vae.config.in_channels, size, size), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    starts = torch.randn(5, *model.latent_shape, generator=torch.Generator().manual_seed(1))
+    decoded = []
+    original = model.vae.decode
+    model.vae.decode = lambda z: decoded.append(len(z)) or original(z)
+    whole = memories.optimise_vae_latents(model.vae, target, starts, 8, 5e-2)
+    assert set(decoded) == {5}
+    decoded.clear()
+    grouped = memories.optimise_vae_latents(model.vae, target, starts, 8, 5e-2, batch_size=2)
+    assert decoded == [2] * 8 + [2] * 8 + [1] * 8  # each group for every step, in order
+    assert not torch.allclose(whole, starts, atol=1e-3)
+    assert torch.allclose(grouped, whole, atol=1e-5), (grouped - whole).abs().max()
+    assert torch.equal(memories.optimise_vae_latents(model.vae, target, starts, 8, 5e-2, batch_size=5), whole)  # one group: the same bits
+
+
+def test_latent_bank_encodes_at_most_four_megapixels_at_a_time(tiny_pipeline_dir):
+    from unerase.components import load_components
+    from unerase.diffusion import LatentBank, encode_batch
+
+    assert encode_batch(torch.zeros(100, 3, 512, 512)) == 16      # SD 1.4: 100 images were one 40-50 GiB batch
+    assert encode_batch(torch.zeros(1797, 1, 8, 8)) == 256        # the digits: the batches they always had
+    assert encode_batch(torch.zeros(4, 3, 4096, 4096)) == 1
+    model = load_components(str(tiny_pipeline_dir))
+    images = torch.rand(7, model.vae.config.in_channels, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    sizes = []
+    original = model.vae.encode
+    model.vae.encode = lambda x: sizes.append(len(x)) or original(x)
+    whole, split = LatentBank(model.vae, images, 1.0), LatentBank(model.vae, images, 1.0, batch_size=3)
+    assert sizes == [7, 3, 3, 1]
+    assert torch.allclose(whole.mean, split.mean, atol=1e-6) and torch.allclose(whole.std, split.std, atol=1e-6)
+
+
 def test_probe_on_the_sd_layout_reports_every_quantity(sd_layout_dir):
     from unerase.components import load_components
 
@@ -88,7 +126,7 @@ def test_probe_on_the_sd_layout_reports_every_quantity(sd_layout_dir):
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (3, 3, 16, 16), generator=gen, dtype=torch.uint8)
     reference = torch.randint(0, 256, (3, 3, 16, 16), generator=gen, dtype=torch.uint8)
-    settings = dict(renoise_steps=1, many_seeds_images=2, seeds_per_image=2, vae_steps=2, vae_lr=1e-2, psnr_threshold=0.0, min_distance=0.0)
+    settings = dict(renoise_steps=1, many_seeds_images=2, seeds_per_image=2, vae_steps=2, vae_lr=1e-2, vae_batch_size=3, psnr_threshold=0.0, min_distance=0.0)
     normal = memories.gaussian_nll(torch.randn(5, 4, 8, 8, generator=gen))
     inputs = memories.prepare(model, concept_images=images, concept_captions=["zero"] * 3, reference_images=reference,
                               reference_captions=["one", "two", "three"], normal_nll=normal, settings=settings)

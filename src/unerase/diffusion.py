@@ -20,11 +20,21 @@ def denoising_loss(unet, scheduler, latents: torch.Tensor, context: torch.Tensor
     return F.mse_loss(pred.float(), noise.float())
 
 
+ENCODE_PIXELS = 1 << 22  # pixels per VAE-encoder batch: 16 images at 512 px (~0.45 GiB each in fp32), 256 digits as before
+
+
+def encode_batch(images: torch.Tensor, most: int = 256) -> int:
+    """Images per encoder batch: at most `most`, and at most ENCODE_PIXELS pixels (SD 1.4's 100 surrogate or
+    reference images in one batch held 40-50 GiB of activations)."""
+    return max(1, min(most, ENCODE_PIXELS // (images.shape[-2] * images.shape[-1])))
+
+
 class LatentBank:
     """VAE posteriors of a fixed image set, encoded once. Drawing z = μ + σ·ε each step is the same
     distribution as re-encoding the image each step, without running the encoder again."""
 
     def __init__(self, vae, images: torch.Tensor, scale: float, batch_size: int = 256):
+        batch_size = encode_batch(images, batch_size)
         means, stds = [], []
         with torch.no_grad():
             for start in range(0, len(images), batch_size):

@@ -22,7 +22,11 @@ def ddim_loop(unet, scheduler, latents, cond, uncond, guidance_scale: float, num
     `intervention(step, t, latents) -> latents` edits the latent before a step (IRECE)."""
     scheduler = copy.deepcopy(scheduler)
     scheduler.set_timesteps(num_steps, device=latents.device)
-    parts = [uncond, cond] + ([safety_context] if safety is not None else [])
+    # At guidance 1 the guided noise is the conditional prediction: skip the unconditional half, as diffusers'
+    # pipelines do (guidance_scale > 1 turns it on) — the memories probe's reconstructions at SD size, ~1/7 of its job.
+    # SLD's term reads the unconditional prediction at any scale.
+    conditional_only = guidance_scale == 1 and safety is None
+    parts = [cond] if conditional_only else [uncond, cond] + ([safety_context] if safety is not None else [])
     context = torch.cat(parts)
     for i, t in enumerate(scheduler.timesteps):
         if stop_at is not None and i == stop_at:
@@ -30,8 +34,11 @@ def ddim_loop(unet, scheduler, latents, cond, uncond, guidance_scale: float, num
         if intervention is not None:
             latents = intervention(i, t, latents)
         eps = unet(torch.cat([latents] * len(parts)), t, encoder_hidden_states=context).sample.chunk(len(parts))
-        direction = safety.guided(i, *eps) if safety is not None else eps[1] - eps[0]
-        latents = scheduler.step(eps[0] + guidance_scale * direction, t, latents).prev_sample
+        if conditional_only:
+            noise = eps[0]
+        else:
+            noise = eps[0] + guidance_scale * (safety.guided(i, *eps) if safety is not None else eps[1] - eps[0])
+        latents = scheduler.step(noise, t, latents).prev_sample
     return latents, None
 
 
