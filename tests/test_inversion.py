@@ -174,3 +174,34 @@ def test_gradient_checkpointing_keeps_less_for_the_backward_and_learns_the_same_
 
     (v0, l0), (v1, l1) = diverse(False), diverse(True)
     assert torch.allclose(v0, v1, atol=1e-5) and l0 == pytest.approx(l1, rel=1e-5)
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_killed_diverse_inversion_resumes_to_the_same_vectors(tiny_pipeline_dir, tmp_path):
+    # SD 1.4's 100 embeddings take hours on an A100: a job killed at its time limit resumes on the retry
+    from unerase.attacks.diverse_inversion import diverse_invert
+
+    def run(checkpoint=None, die_at=None):
+        model = load_components(str(tiny_pipeline_dir))
+        bank = LatentBank(model.vae, torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1, model.vae_scale)
+
+        class Progress:
+            def update(self, step, loss):
+                if step == die_at:
+                    raise _Killed
+
+        return diverse_invert(model, bank, token="<d>", concept_text="zero", templates=["the digit {}", "{}"], indices=[0, 1, 2], total=3,
+                              bands=[[-0.2, 0.2], [0.2, 0.6]], pairwise_max=0.5, diversity_weight=1.0, lr=1e-2, batch_per_embedding=2,
+                              steps=8, seed=0, progress=Progress(), checkpoint=checkpoint, checkpoint_every=3)
+
+    straight, straight_losses = run()
+    ckpt = tmp_path / "di.pt"
+    with pytest.raises(_Killed):
+        run(str(ckpt), die_at=7)  # after the checkpoints at steps 3 and 6, inside the loss tail (the last quarter: steps 6, 7)
+    assert torch.load(ckpt, weights_only=True)["step"] == 6
+    resumed, resumed_losses = run(str(ckpt))
+    assert not ckpt.exists()  # cleared once the vectors are learned
+    assert torch.equal(resumed, straight) and resumed_losses == straight_losses

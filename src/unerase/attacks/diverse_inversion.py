@@ -27,6 +27,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..atomic import atomic_path
+from ..checkpoint import Checkpointer, pyrng_from_tensor, pyrng_to_tensor
 from ..diffusion import LatentBank, add_noise
 from ..inversion import PlaceholderEmbedding
 from ..progress import Progress
@@ -92,11 +93,14 @@ def keep_diverse(similarity: torch.Tensor, losses: list[float], bound: float) ->
 def diverse_invert(components, bank: LatentBank, *, token: str, concept_text: str, templates: list[str], indices: list[int], total: int,
                    bands: list[list[float]], pairwise_max: float, diversity_weight: float, lr: float, batch_per_embedding: int,
                    steps: int, seed: int, progress: Progress | None = None, precision: str = "float32",
-                   gradient_checkpointing: bool = False) -> tuple[torch.Tensor, list[float]]:
+                   gradient_checkpointing: bool = False, checkpoint: str | None = None,
+                   checkpoint_every: int = 100) -> tuple[torch.Tensor, list[float]]:
     """Learn the embeddings `indices` of a set of `total` (all of them: Diverse Inversion; one: the
     same embedding learned alone). Returns (len(indices), D) vectors and each one's mean loss over
     the last quarter of the steps. `precision` bfloat16 | float16: each step's forward under autocast;
-    `gradient_checkpointing`: the UNet recomputes its activations in the backward (SD 1.4's 100 rows fit)."""
+    `gradient_checkpointing`: the UNet recomputes its activations in the backward (SD 1.4's 100 rows fit).
+    `checkpoint`: a file the state is saved to every `checkpoint_every` steps, so a killed job (SD 1.4's 100
+    embeddings take hours on an A100) resumes where it was and ends with the same vectors."""
     tok, encoder = components.tokenizer, components.text_encoder
     table = encoder.get_input_embeddings()
     direction = name_embedding(tok, table.weight.detach().cpu(), concept_text)
@@ -117,10 +121,23 @@ def diverse_invert(components, bank: LatentBank, *, token: str, concept_text: st
     lows, highs = lows.to(dev), highs.to(dev)
     n, m = len(indices), batch_per_embedding
     tail = []
+    ckpt = Checkpointer(checkpoint, dict(token=token, concept=concept_text, templates=templates, indices=indices, total=total, bands=bands,
+                                         pairwise_max=pairwise_max, diversity_weight=diversity_weight, lr=lr, m=m, steps=steps, seed=seed,
+                                         **({"precision": precision} if precision != "float32" else {})), checkpoint_every)
+    start = 0
+    if state := ckpt.load():
+        with torch.no_grad():
+            embedding.vectors.copy_(state["vectors"])
+        opt.load_state_dict(state["opt"])
+        for g, g_state in zip(gens, state["gens"], strict=True):
+            g.set_state(g_state)
+        for r, r_state in zip(rngs, state["rngs"], strict=True):
+            r.setstate(pyrng_from_tensor(r_state))
+        tail, start = list(state["tail"]), state["step"]
     encoder.set_input_embeddings(embedding)
     try:
         with activation_checkpointing(components.unet, gradient_checkpointing):
-            for step in range(steps):
+            for step in range(start, steps):
                 captions, latents, noises, ts = [], [], [], []
                 for j in range(n):  # each embedding draws from its own generators, as it would alone
                     captions += [rngs[j].choice(templates).format(names[j]) for _ in range(m)]
@@ -141,8 +158,12 @@ def diverse_invert(components, bank: LatentBank, *, token: str, concept_text: st
                     tail.append(per_embedding.detach().cpu())
                 if progress:
                     progress.update(step, float(per_embedding.detach().mean()))
+                ckpt.maybe_save(step, steps, lambda: dict(vectors=embedding.vectors.detach().cpu(), opt=opt.state_dict(),
+                                                          gens=[g.get_state() for g in gens], rngs=[pyrng_to_tensor(r.getstate()) for r in rngs],
+                                                          tail=torch.stack(tail) if tail else torch.zeros(0, n)))
     finally:
         encoder.set_input_embeddings(table)
+    ckpt.clear()
     return embedding.vectors.detach().cpu().clone(), torch.stack(tail).mean(0).tolist()
 
 
@@ -159,7 +180,8 @@ def run(job: AttackJob) -> dict:
                                      indices=list(range(n)), total=n, bands=s["bands"], pairwise_max=s["pairwise_max"],
                                      diversity_weight=s["diversity_weight"], lr=s["lr"], batch_per_embedding=s["batch_per_embedding"],
                                      steps=s["steps"], seed=job.seed, progress=Progress(f"diverse inversion ({job.token})", s["steps"]),
-                                     precision=s.get("precision", "float32"), gradient_checkpointing=s.get("gradient_checkpointing", False))
+                                     precision=s.get("precision", "float32"), gradient_checkpointing=s.get("gradient_checkpointing", False),
+                                     checkpoint=job.checkpoint)
     direction = name_embedding(job.model.tokenizer, job.model.text_encoder.get_input_embeddings().weight.detach().cpu(), job.concept_text)
     to_concept = cosine_to(vectors, direction).tolist()
     pairwise = pairwise_similarity(vectors)
