@@ -33,6 +33,7 @@ rule memories:
         num_steps=config["sampling"]["num_steps"],
         batch_size=config["sampling"]["batch_size"],
         seed=config["seed"],
+        checkpoint=checkpoint_path("memories", "{concept}"),
     threads: RES["threads"]
     resources:
         **heavy(),

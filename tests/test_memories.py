@@ -137,3 +137,60 @@ def test_probe_on_the_sd_layout_reports_every_quantity(sd_layout_dir):
     assert len(out["nll"]["concept"]) == 3 and len(out["nll"]["normal"]) == 5 and len(out["psnr"]) == 3
     assert out["relative_distance"] == pytest.approx(out["concept_normal"] / out["reference_normal"])
     assert out["many_seeds"]["distinct"] == [2, 2] and out["concept_reconstructed"] == 1.0
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_killed_probe_resumes_without_fitting_or_probing_twice(sd_layout_dir, tmp_path, monkeypatch):
+    # sd14's memories job runs for hours on an A100: a kill at the time limit must not cost the VAE fit or the models done
+    import copy
+
+    from unerase.components import load_components
+    from unerase.steps._shared import audited_model
+
+    base = load_components(str(sd_layout_dir))
+    standard = copy.deepcopy(base.unet)
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (3, 3, 16, 16), generator=gen, dtype=torch.uint8)
+    reference = torch.randint(0, 256, (3, 3, 16, 16), generator=gen, dtype=torch.uint8)
+    settings = dict(renoise_steps=1, many_seeds_images=2, seeds_per_image=2, vae_steps=3, vae_lr=1e-2, psnr_threshold=0.0, min_distance=0.0)
+    normal = memories.gaussian_nll(torch.randn(5, 4, 8, 8, generator=gen))
+    guards = [{}, {"irece": dict(concept="zero", tokens="zero", threshold=0.4, at=0.5)}, {}]
+    fits, probed = [], []
+    real_fit, real_probe = memories.optimise_vae_latents, memories.probe_model
+    monkeypatch.setattr(memories, "optimise_vae_latents", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+
+    def probe(*a, **k):
+        if len(probed) == kill_at:
+            raise _Killed
+        probed.append(1)
+        return real_probe(*a, **k)
+
+    monkeypatch.setattr(memories, "probe_model", probe)
+
+    def run(checkpoint=None):
+        return memories.probe_models(
+            lambda z: memories.prepare(base, concept_images=images, concept_captions=["zero"] * 3, reference_images=reference,
+                                       reference_captions=["one", "two", "three"], normal_nll=normal, settings=settings, many_latents=z),
+            lambda patch, options: audited_model(base, standard, patch, options), models=["base", "base+irece", "again"],
+            patches=["", "", ""], guards=guards, settings=settings, num_steps=3, batch_size=4,
+            concept_score=lambda x: torch.ones(len(x), dtype=torch.bool), seed=0, checkpoint=checkpoint, fingerprint={"run": 1})
+
+    kill_at = None
+    straight = run()
+    assert (len(fits), len(probed)) == (1, 3)
+    fits.clear(); probed.clear()
+    ckpt = tmp_path / "memories.pt"
+    kill_at = 2
+    with pytest.raises(_Killed):
+        run(str(ckpt))
+    assert (len(fits), len(probed)) == (1, 2) and ckpt.exists()
+    fits.clear(); probed.clear()
+    kill_at = None
+    resumed = run(str(ckpt))
+    assert (len(fits), len(probed)) == (0, 1)  # the VAE fit and the two models done are read back, not redone
+    assert not ckpt.exists()
+    assert list(resumed) == ["base", "base+irece", "again"]
+    assert resumed == straight

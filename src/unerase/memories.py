@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .checkpoint import Checkpointer
 from .sampling import ddim_invert
 
 
@@ -119,9 +120,10 @@ class ProbeInputs:
 
 
 def prepare(components, *, concept_images: torch.Tensor, concept_captions: list[str], reference_images: torch.Tensor,
-            reference_captions: list[str], normal_nll: torch.Tensor, settings: dict) -> ProbeInputs:
+            reference_captions: list[str], normal_nll: torch.Tensor, settings: dict, many_latents: torch.Tensor | None = None) -> ProbeInputs:
     """E's and R's latents, and the many-seeds search's VAE latents: the images of E each fitted from
-    `seeds_per_image` starts, the encoder latents of R's images (the reference starts from other images' latents)."""
+    `seeds_per_image` starts, the encoder latents of R's images (the reference starts from other images' latents).
+    `many_latents`: those fitted latents from an earlier run of the job (its checkpoint), not fitted again."""
     from .diffusion import LatentBank
 
     s = settings
@@ -129,9 +131,11 @@ def prepare(components, *, concept_images: torch.Tensor, concept_captions: list[
     m, S = min(s["many_seeds_images"], len(concept_images)), s["seeds_per_image"]
     targets = concept_images[:m].repeat_interleave(S, 0)
     starts = reference.mean[torch.arange(m * S) % len(reference)]
-    z = optimise_vae_latents(components.vae, targets, starts, s["vae_steps"], s["vae_lr"], s.get("vae_batch_size"))
+    if many_latents is None:
+        many_latents = optimise_vae_latents(components.vae, targets, starts, s["vae_steps"], s["vae_lr"], s.get("vae_batch_size")) \
+            * components.vae_scale
     return ProbeInputs(concept_images, list(concept_captions), concept.mean * concept.scale, reference.mean * reference.scale,
-                       list(reference_captions), targets, z * components.vae_scale,
+                       list(reference_captions), targets, many_latents.to(concept.mean.device),
                        [c for c in concept_captions[:m] for _ in range(S)], normal_nll)
 
 
@@ -183,3 +187,38 @@ def probe_model(components, inputs: ProbeInputs, found: dict, settings: dict, *,
         many_seeds=dict(images=m, seeds_per_image=S, psnr=[finite(r) for r in many_psnr], recognised=many_recognised.tolist(),
                         distinct=distinct, mean_distinct=sum(distinct) / max(1, m), pairwise_rms=pairwise),
     )
+
+
+def probe_models(prepare_inputs, model_of, *, models: list[str], patches: list[str], guards: list[dict], settings: dict, num_steps: int,
+                 batch_size: int, concept_score, seed: int, checkpoint: str | None = None, fingerprint: dict | None = None,
+                 on_model=None) -> dict:
+    """Every audited model's memories (probe_model): `prepare_inputs(many_latents or None) -> ProbeInputs`,
+    `model_of(patch, guard_options) -> (components, options)`. Resumable: with `checkpoint`, the fitted VAE
+    latents and each finished model's results are saved as they are made (SD 1.4: hours on an A100, over a
+    time limit), and a rerun with the same `fingerprint` fits nothing twice and skips the models done."""
+    ckpt = Checkpointer(checkpoint, fingerprint or {}, every=1)
+    state = ckpt.load() or {}
+    inputs = prepare_inputs(state.get("many_latents"))
+    results, seeds_by_weights = dict(state.get("results", {})), dict(state.get("seeds", {}))
+    stages = len(models) + 1  # the VAE fit, then each model
+
+    def saved():
+        return dict(many_latents=inputs.many_latents.cpu(), results=results,
+                    seeds={patch: {k: ({kk: vv.cpu() for kk, vv in v.items()} if isinstance(v, dict) else v) for k, v in found.items()}
+                           for patch, found in seeds_by_weights.items()})
+
+    if not state:
+        ckpt.maybe_save(0, stages, saved)
+    for i, (model, patch, options) in enumerate(zip(models, patches, guards, strict=True)):
+        if model in results:
+            continue
+        components, options = model_of(patch, options)
+        if patch not in seeds_by_weights:  # a guard leaves the weights alone: a stack's seeds are its weight method's
+            seeds_by_weights[patch] = model_seeds(components, inputs, settings, num_steps)
+        results[model] = probe_model(components, inputs, seeds_by_weights[patch], settings, num_steps=num_steps, batch_size=batch_size,
+                                     concept_score=concept_score, guard_options=options, seed=seed)
+        if on_model:
+            on_model(model, results[model])
+        ckpt.maybe_save(i + 1, stages, saved)
+    ckpt.clear()
+    return results

@@ -3,13 +3,14 @@ for evaluation: the base model loads once and each model is its UNet patch and g
 from __future__ import annotations
 
 import copy
+import os
 
 import torch
 
 from ..atomic import write_json
 from .. import evaluators
 from ..images_io import load_image_set
-from ..memories import gaussian_nll, model_seeds, prepare, probe_model
+from ..memories import gaussian_nll, prepare, probe_models
 from ..progress import log as logger
 from ._shared import audited_model, load_model, start
 
@@ -22,11 +23,13 @@ def captions_of(meta: dict, count: int, fallback: str) -> list[str]:
 
 
 def run(*, manifest, concept_images, reference_images, record, models, patches, guards, settings, concept_text,
-        label, templates, num_steps, batch_size, seed, evaluator, evaluator_settings, classifier=None, threads=1, log=None, **patch_inputs):
+        label, templates, num_steps, batch_size, seed, evaluator, evaluator_settings, classifier=None, checkpoint=None, threads=1,
+        log=None, **patch_inputs):
     """`models[i]` is audited with UNet patch `patches[i]` ("" for none) and guard options `guards[i]`;
     `patch_inputs` are the same patches as the job's named inputs (what makes Snakemake wait for them). A
     reconstruction shows the concept where the configured `evaluator` (unerase.evaluators, with `evaluator_settings`
-    and the digit CNN's weights `classifier`) gives its label a probability of at least 0.5."""
+    and the digit CNN's weights `classifier`) gives its label a probability of at least 0.5. `checkpoint`: where
+    the job keeps what it has done (the VAE fit, each model's results), so a killed job resumes there."""
     device = start(threads, log)
     base = load_model(manifest, device)
     standard = copy.deepcopy(base.unet)
@@ -46,19 +49,22 @@ def run(*, manifest, concept_images, reference_images, record, models, patches, 
     def concept_score(x):
         return scorer.score(x, torch.full((len(x),), label)).probability >= 0.5
 
-    inputs = prepare(base, concept_images=images[:n], concept_captions=concept_captions, reference_images=reference[:n],
-                     reference_captions=reference_captions, normal_nll=normal_nll, settings=settings)
-    seeds_by_weights = {}  # a guard leaves the weights alone: a stack's seeds are its weight method's
-    results = {}
-    for model, patch, options in zip(models, patches, guards, strict=True):
-        components, options = audited_model(base, standard, patch, options)
-        if patch not in seeds_by_weights:
-            seeds_by_weights[patch] = model_seeds(components, inputs, settings, num_steps)
-        results[model] = r = probe_model(components, inputs, seeds_by_weights[patch], settings, num_steps=num_steps,
-                                         batch_size=batch_size, concept_score=concept_score, guard_options=options, seed=seed)
+    def prepare_inputs(many_latents):
+        return prepare(base, concept_images=images[:n], concept_captions=concept_captions, reference_images=reference[:n],
+                       reference_captions=reference_captions, normal_nll=normal_nll, settings=settings, many_latents=many_latents)
+
+    def logged(model, r):
         logger.info("memories %s/%s: PSNR %.1f dB, concept %.0f %%, relative distance %.2f, distinct seeds %.1f of %d", concept_text,
                     model, sum(r["psnr"]) / n, 100 * r["concept_reconstructed"], r["relative_distance"],
                     r["many_seeds"]["mean_distinct"], r["many_seeds"]["seeds_per_image"])
+
+    # the settings and, for the files, their size and time: a checkpoint left by a killed job is resumed only by the same job
+    files = [manifest, concept_images, reference_images, *(p for p in patches if p)]
+    fingerprint = dict(files={str(f): [os.stat(f).st_size, os.stat(f).st_mtime_ns] for f in files}, models=models, patches=patches, guards=guards, settings=settings, concept=concept_text, label=label,
+                       num_steps=num_steps, batch_size=batch_size, seed=seed, evaluator=evaluator, evaluator_settings=evaluator_settings)
+    results = probe_models(prepare_inputs, lambda patch, options: audited_model(base, standard, patch, options), models=models,
+                           patches=patches, guards=guards, settings=settings, num_steps=num_steps, batch_size=batch_size,
+                           concept_score=concept_score, seed=seed, checkpoint=checkpoint, fingerprint=fingerprint, on_model=logged)
     write_json(record, dict(concept=concept_text, settings=dict(settings), num_steps=num_steps, seed=seed, models=results,
                             notes="seeds by ReNoise inversion with each image's caption at guidance 1; reconstructions under the "
                                   "model's guards; PSNR of identical images capped at 99 dB"))
