@@ -80,3 +80,40 @@ def test_the_base_model_trains_to_the_same_weights_on_two_threads(tmp_path):
     for part, cls in (("unet", UNet2DConditionModel), ("text_encoder", CLIPTextModel)):
         a, b = (cls.from_pretrained(tmp_path / run / part).state_dict() for run in ("a", "b"))
         assert all(torch.equal(a[k], b[k]) for k in a), part
+
+
+def test_a_checkpoint_is_resumed_only_by_the_job_that_wrote_it(tmp_path):
+    # A killed job's rerun resumes; a job Snakemake re-runs because an input or the code changed starts afresh
+    # (the adapter tags every checkpoint of a job with its code fingerprint and its inputs' size and time).
+    import os
+    from types import SimpleNamespace
+
+    from snakemake.iocontainers import Namedlist
+
+    from unerase.steps.snakemake_adapter import call
+
+    images, path = tmp_path / "images.safetensors", tmp_path / "step.pt"
+    images.write_bytes(b"v1")
+    loaded = []
+
+    def step(*, images, out, lr, threads, log):  # a resumable step: load, then save after its first step
+        ck = Checkpointer(path, {"lr": lr}, every=1)
+        loaded.append(ck.load() is not None)
+        ck.maybe_save(0, 10, lambda: {"x": torch.zeros(1)})
+
+    def job(code="c1"):
+        return SimpleNamespace(input=Namedlist(fromdict={"images": str(images)}), output=Namedlist(fromdict={"out": str(tmp_path / "o")}),
+                               params=Namedlist(fromdict={"lr": 1, "code": code}), threads=1, log=[], rule="r")
+
+    try:
+        call(step, job())          # first run: nothing to resume; writes its checkpoint, then is killed
+        call(step, job())          # its rerun resumes
+        assert loaded == [False, True]
+        call(step, job("c2"))      # the package code changed
+        images.write_bytes(b"v2 longer")
+        os.utime(images, ns=(1, 1))
+        call(step, job("c2"))      # an input was re-made
+        call(step, job("c2"))      # ... and that job's own rerun resumes again
+        assert loaded == [False, True, False, False, True]
+    finally:
+        checkpoint.JOB.clear()     # the tag is per process: leave none for the other tests

@@ -195,13 +195,14 @@ def test_a_killed_diverse_inversion_resumes_to_the_same_vectors(tiny_pipeline_di
 
         return diverse_invert(model, bank, token="<d>", concept_text="zero", templates=["the digit {}", "{}"], indices=[0, 1, 2], total=3,
                               bands=[[-0.2, 0.2], [0.2, 0.6]], pairwise_max=0.5, diversity_weight=1.0, lr=1e-2, batch_per_embedding=2,
-                              steps=8, seed=0, progress=Progress(), checkpoint=checkpoint, checkpoint_every=3)
+                              steps=12, seed=0, progress=Progress(), checkpoint=checkpoint, checkpoint_every=5)
 
     straight, straight_losses = run()
     ckpt = tmp_path / "di.pt"
     with pytest.raises(_Killed):
-        run(str(ckpt), die_at=7)  # after the checkpoints at steps 3 and 6, inside the loss tail (the last quarter: steps 6, 7)
-    assert torch.load(ckpt, weights_only=True)["step"] == 6
+        run(str(ckpt), die_at=11)  # after the checkpoints at steps 5 and 10; the loss tail is the last quarter, steps 9-11
+    state = torch.load(ckpt, weights_only=True)
+    assert state["step"] == 10 and len(state["tail"]) == 1  # the checkpoint carries the tail's first row
     resumed, resumed_losses = run(str(ckpt))
     assert not ckpt.exists()  # cleared once the vectors are learned
     assert torch.equal(resumed, straight) and resumed_losses == straight_losses

@@ -20,10 +20,29 @@ def fingerprint(params) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# What the running Snakemake job is beyond its hyper-parameters (set by unerase.steps.snakemake_adapter): the
+# fingerprint of the package code it runs and its input files' size and time. Every checkpoint of the job is
+# tagged with it too, so a checkpoint left by a killed job is resumed by that job's rerun, not by a job that
+# Snakemake re-runs because an input (the base model, the concept images) or the code changed since.
+JOB = {}
+
+
+def tag_job(code=None, inputs=()) -> None:
+    JOB.clear()
+    stats = {}
+    for f in inputs:
+        try:
+            st = os.stat(f)
+            stats[str(f)] = [st.st_size, st.st_mtime_ns]
+        except OSError:
+            stats[str(f)] = None
+    JOB.update(code=code, inputs=stats)
+
+
 class Checkpointer:
     def __init__(self, path: str | os.PathLike | None, params, every: int):
         self.path = Path(path) if path else None
-        self.tag = fingerprint(params)
+        self.tag = fingerprint({"params": params, "job": JOB} if JOB else params)
         self.every = max(1, int(every))
 
     def load(self) -> dict | None:

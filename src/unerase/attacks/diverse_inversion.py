@@ -134,6 +134,8 @@ def diverse_invert(components, bank: LatentBank, *, token: str, concept_text: st
         for r, r_state in zip(rngs, state["rngs"], strict=True):
             r.setstate(pyrng_from_tensor(r_state))
         tail, start = list(state["tail"]), state["step"]
+        if progress:
+            progress.start = start  # its rate and ETA count the steps this run makes
     encoder.set_input_embeddings(embedding)
     try:
         with activation_checkpointing(components.unet, gradient_checkpointing):

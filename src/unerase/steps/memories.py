@@ -3,7 +3,6 @@ for evaluation: the base model loads once and each model is its UNet patch and g
 from __future__ import annotations
 
 import copy
-import os
 
 import torch
 
@@ -58,9 +57,8 @@ def run(*, manifest, concept_images, reference_images, record, models, patches, 
                     model, sum(r["psnr"]) / n, 100 * r["concept_reconstructed"], r["relative_distance"],
                     r["many_seeds"]["mean_distinct"], r["many_seeds"]["seeds_per_image"])
 
-    # the settings and, for the files, their size and time: a checkpoint left by a killed job is resumed only by the same job
-    files = [manifest, concept_images, reference_images, *(p for p in patches if p)]
-    fingerprint = dict(files={str(f): [os.stat(f).st_size, os.stat(f).st_mtime_ns] for f in files}, models=models, patches=patches, guards=guards, settings=settings, concept=concept_text, label=label,
+    # with the job's code and input files (unerase.checkpoint.JOB): a killed job's checkpoint is resumed only by that job
+    fingerprint = dict(models=models, patches=patches, guards=guards, settings=settings, concept=concept_text, label=label,
                        num_steps=num_steps, batch_size=batch_size, seed=seed, evaluator=evaluator, evaluator_settings=evaluator_settings)
     results = probe_models(prepare_inputs, lambda patch, options: audited_model(base, standard, patch, options), models=models,
                            patches=patches, guards=guards, settings=settings, num_steps=num_steps, batch_size=batch_size,

@@ -12,6 +12,10 @@ def _named(namedlist) -> dict:
 
 
 def call(run, snakemake) -> None:
+    from ..checkpoint import tag_job
+
+    # a resumable job's checkpoints also carry its code and its inputs' size and time (unerase.checkpoint.JOB)
+    tag_job(code=_named(snakemake.params).get("code"), inputs=list(snakemake.input))
     kwargs = {}
     params = {k: v for k, v in _named(snakemake.params).items() if k not in RERUN_TRIGGERS}
     for named in (_named(snakemake.input), _named(snakemake.output), params):
