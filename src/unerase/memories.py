@@ -202,10 +202,8 @@ def probe_models(prepare_inputs, model_of, *, models: list[str], patches: list[s
     results, seeds_by_weights = dict(state.get("results", {})), dict(state.get("seeds", {}))
     stages = len(models) + 1  # the VAE fit, then each model
 
-    def saved():
-        return dict(many_latents=inputs.many_latents.cpu(), results=results,
-                    seeds={patch: {k: ({kk: vv.cpu() for kk, vv in v.items()} if isinstance(v, dict) else v) for k, v in found.items()}
-                           for patch, found in seeds_by_weights.items()})
+    def saved():  # the seeds and NLLs are CPU tensors already (ddim_invert returns them there)
+        return dict(many_latents=inputs.many_latents.cpu(), results=results, seeds=seeds_by_weights)
 
     if not state:
         ckpt.maybe_save(0, stages, saved)
