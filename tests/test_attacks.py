@@ -39,6 +39,24 @@ def test_every_attack_has_its_code_config_block_and_schema_entry():
                 assert attacks.get(spec.reuses).module and spec.learned_on == "base", name
 
 
+def test_shipped_configs_draw_the_per_method_inversion_sets_above_their_sampler():
+    """CCE attacks Forget-Me-Not at a *higher* guidance scale. config/sd14.yaml overrides config/config.yaml key by key,
+    so a sampler scale raised there (7.5) with the digits' {fmn: 6.0} inherited would draw FMN's inversion set lower."""
+    import yaml
+    from snakemake.utils import update_config
+
+    from conftest import ROOT
+
+    base = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    sd14 = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    update_config(sd14, yaml.safe_load((ROOT / "config/sd14.yaml").read_text()))
+    for name, config in (("config.yaml", base), ("sd14.yaml", sd14)):
+        by_method = config["attacks"]["concept_inversion"]["guidance_scale_by_method"]
+        assert "fmn" in by_method, name
+        for method, scale in by_method.items():
+            assert scale > config["sampling"]["guidance_scale"], (name, method, scale)
+
+
 def test_selection_keeps_the_best_first():
     pop = torch.tensor([[1, 1], [2, 2], [3, 3], [4, 4], [5, 5]])
     kept = rab.select(pop, torch.tensor([5.0, 1.0, 4.0, 0.5, 3.0]), keep=2)
