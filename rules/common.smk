@@ -3,16 +3,24 @@ import os
 import re
 from types import SimpleNamespace
 
+import yaml
+from snakemake.common.configfile import load_configfile
 from snakemake.utils import validate
 
 from unerase.attacks import ATTACKS, artefact_path, learned_by  # the registries (no torch import)
 from unerase.code_version import fingerprint as code_fingerprint
+from unerase.config_layers import keyed_mappings, replace_keyed_mappings
 from unerase.evaluators import EVALUATORS
 from unerase.erasure import METHODS as ERASURE_METHODS
 from unerase.erasure import parse_stack, stack_label
 from unerase.erasure.guard_options import sampling_options as guard_sampling_options
 
 
+# An overriding config (--configfile, --config) replaces the mappings keyed by names (classes, ...) instead of merging
+# into them: sd14.yaml's ImageNet classes had joined the ten digits (unerase.config_layers).
+with open(os.path.join(workflow.basedir, "config", "schema.yaml")) as _schema:
+    replace_keyed_mappings(config, [load_configfile(str(f)) for f in workflow.config_settings.configfiles]
+                           + [dict(workflow.config_settings.config or {})], keyed_mappings(yaml.safe_load(_schema)))
 validate(config, schema="../config/schema.yaml")
 # `--config seeds=[0,1]` arrives as strings (Snakemake parses a command-line list with YAML's BaseLoader).
 config["seeds"] = [int(s) for s in config.get("seeds", [])]
@@ -66,6 +74,10 @@ def _check_attacks():
     if any(ATTACKS[a].artefact == "latents" for a in config["attacks"]["run"]) and latents > config["concept_images"]["count"]:
         raise ValueError(f"config key 'attacks.latent_inversion.num_images' ({latents}): more than the concept images "
                          f"there are to invert (concept_images.count {config['concept_images']['count']})")
+    unlearn_diff, templates = config["attacks"]["unlearn_diff"]["num_prompts"], config["prompts"]["templates"]
+    if "unlearn-diff" in config["attacks"]["run"] and unlearn_diff > len(templates):
+        raise ValueError(f"config key 'attacks.unlearn_diff.num_prompts' ({unlearn_diff}): one prompt per template naming the "
+                         f"concept, and prompts.templates has {len(templates)}")
     inversion = config["attacks"]["concept_inversion"]
     if inversion["sld_unroll"] > inversion["sld_window"]:
         raise ValueError(f"config key 'attacks.concept_inversion.sld_unroll' ({inversion['sld_unroll']}): more unrolled steps "
@@ -600,9 +612,8 @@ def audit_outputs():
         "results/tables/accuracy.csv",
         "results/tables/erasure_vs_inversion.md",
         "results/tables/attacks.md",
-        "results/evaluator/classifier.json",
         "results/figures/crr_grid.png",
-    ] + [f"results/figures/overview_{c}.png" for c in CONCEPTS] + (
+    ] + (["results/evaluator/classifier.json"] if EVALUATOR == "digit-cnn" else []) + [f"results/figures/overview_{c}.png" for c in CONCEPTS] + (
         [f"results/figures/diverse_inversion_{c}.png" for c in CONCEPTS] if "diverse-inversion" in ATTACKS_RUN else []) + [
         f"results/erased/{c}/{w}/erasure.json" for c in CONCEPTS for w in sorted({weight_part(m) for m in METHODS} - {None})] + (
         ["results/figures/tv_es_alpha.png"] if "tv-es" in {weight_part(m) for m in METHODS} else []) + (
@@ -613,8 +624,10 @@ def audit_outputs():
 
 def provenance_inputs(wildcards):
     """Every weight file of the run by its role ("erased/zero/esd-x"), except the base model's (from its manifest):
-    the evaluator, each erasure's UNet patch and fine-tune, each attack's learned embeddings or latents, imported UNets."""
-    weights = {"evaluator": "results/evaluator/classifier.safetensors"}
+    the digit CNN where the workflow trains it as the evaluator, each erasure's UNet patch and fine-tune, each attack's
+    learned embeddings or latents, imported UNets. Evaluators found at run time are listed from the metric files'
+    fingerprints (unerase.provenance.scorers)."""
+    weights = {"evaluator": "results/evaluator/classifier.safetensors"} if EVALUATOR == "digit-cnn" else {}
     for c in CONCEPTS:
         for w in sorted({weight_part(m) for m in METHODS} - {None}):
             weights[f"erased/{c}/{w}"] = f"results/erased/{c}/{w}/unet_patch.safetensors"

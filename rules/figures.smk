@@ -94,6 +94,7 @@ rule diverse_inversion_figure:
         concept="{concept}",
         models=AUDITED_MODELS,
         model_labels={"base": "base", **method_labels()},
+        erasure_score_by=config["evaluation"]["erasure_score"]["score"],  # the concept score the Erasure Score reads
     conda:
         "../envs/report.yaml"
     script:

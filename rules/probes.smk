@@ -22,7 +22,7 @@ rule memories:
         code=package_code("memories.py", lambda wc: [m for model in AUDITED_MODELS for m in guard_modules(model)] + [
             EVALUATOR_MODULE]),
         evaluator=EVALUATOR,
-        evaluator_settings=search_evaluator_settings(),  # a reconstruction shows the concept at probability >= 0.5
+        evaluator_settings=evaluator_settings(),  # a reconstruction shows the concept where the evaluator counts a hit
         models=AUDITED_MODELS,
         patches=probe_patch_list(AUDITED_MODELS),
         guards=probe_guards(AUDITED_MODELS),

@@ -8,6 +8,8 @@ rule provenance:
         unpack(provenance_inputs),
         base_manifest="results/base_model/manifest.json",
         results=audit_outputs(),
+        metrics=metric_files() + (
+            [f"results/metrics/{c}/{m}/control-prompts.json" for c in CONCEPTS for m in AUDITED_MODELS] if CONTROL_PROMPTS else []),
     output:
         record="results/provenance.json",
     log:

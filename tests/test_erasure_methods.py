@@ -16,7 +16,8 @@ def _concept_images(tmp_path, channels=3):
 
 SAMPLING = {"sampling": dict(guidance_scale=3.0, num_steps=2, batch_size=4, precision="float32")}
 SD_RUNS = {
-    "ac": dict(anchor="", anchor_images=4, parameters="cross-attn", steps=2, lr=1e-4, batch_size=2),
+    "ac": dict(anchor="", anchors={"zero": "number", "one": "numeral"}, anchor_images=4, parameters="cross-attn", steps=2, lr=1e-4,
+               batch_size=2),
     "ft-cond": dict(images_per_class=2, concept_fraction=0.5, parameters="full", steps=2, lr=1e-4, batch_size=2, grad_clip=1.0),
     "sa": dict(surrogate="noise", surrogate_images=4, replay_images_per_class=2, fisher_samples=3, fisher_weight=50.0,
                parameters="non-cross-attn", steps=2, lr=1e-4, batch_size=2),
@@ -36,6 +37,17 @@ def test_each_method_trains_its_parameter_group_on_the_sd_layout(method, sd_layo
     base = dict(load_components(str(sd_layout_dir)).unet.named_parameters())
     moved = [k for k, v in patch.items() if not torch.equal(v, base[k])]
     assert len(moved) > len(patch) // 2, f"{method} changed {len(moved)} of the {len(patch)} tensors it trains"
+
+
+def test_ablating_takes_the_concepts_own_anchor_where_one_is_given(sd_layout_dir, tmp_path):
+    """`anchors` maps a concept to its category (the paper: Grumpy Cat -> cat); the others keep `anchor` ("": the templates
+    without the name, on SD a generic "a photo of a")."""
+    from unerase.erasure.ablating import anchor_of
+
+    s = dict(anchor="", anchors={"garbage_truck": "truck"})
+    assert anchor_of(s, "garbage truck") == "truck" and anchor_of(s, "church") == "" and anchor_of(dict(anchor="x"), "zero") == "x"
+    _, record = _erase(sd_layout_dir, tmp_path, "ac", SD_RUNS["ac"], shared=SAMPLING)
+    assert record["anchor_prompts"] == ["a photo of the digit number", "number"]
 
 
 def test_recording_cross_attention_changes_nothing_and_sees_the_probabilities(tiny_pipeline_dir):

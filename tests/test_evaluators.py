@@ -51,6 +51,20 @@ def test_resnet50_maps_imagenet_indices_and_applies_its_threshold(resnet_file):
     assert not strict.score(images, labels).hit.any()  # 0.957 is below this threshold
 
 
+def test_resnet50_sees_the_centre_crop_its_weights_were_evaluated_with(resnet_file):
+    """torchvision's transform for the file (V1: shorter side 256, centre 224; ESD's imageclassify.py applies it), not the
+    whole image squeezed to 224: a frame in the outer 32 of 512 pixels falls outside the crop."""
+    framed = torch.zeros(1, 3, 512, 512, dtype=torch.uint8)
+    framed[..., :32, :], framed[..., -32:, :], framed[..., :, :32], framed[..., :, -32:] = 255, 255, 255, 255
+    scorer = evaluators.load("resnet50", {"tag": "IMAGENET1K_V1", "weights": str(resnet_file)})
+    x = scorer.preprocess(framed)
+    black = (0 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    assert x.shape == (1, 3, 224, 224) and torch.allclose(x[0, :, 1:-1, 1:-1], black[:, None, None].expand(3, 222, 222), atol=1e-5)
+    assert "shorter side 256, centre crop 224" in scorer.fingerprint["preprocess"]
+    v2 = evaluators.load("resnet50", {"tag": "IMAGENET1K_V2", "weights": str(resnet_file)})
+    assert "shorter side 232" in v2.fingerprint["preprocess"]
+
+
 def test_resnet50_fingerprint_names_weights_tag_hash_threshold_and_classes(resnet_file):
     first = evaluators.load("resnet50", {"tag": "IMAGENET1K_V2", "weights": str(resnet_file), "min_confidence": 0.5}).fingerprint
     again = evaluators.load("resnet50", {"tag": "IMAGENET1K_V2", "weights": str(resnet_file), "min_confidence": 0.5}).fingerprint

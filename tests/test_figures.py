@@ -96,15 +96,23 @@ def test_the_diverse_inversion_figure_matches_each_token_to_its_embedding(tmp_pa
         metrics[-1].write_text(json.dumps({"label_probability_by_token": {"<zero-diverse-inversion>_000": scores[0],
                                                                           "<zero-diverse-inversion>_003": scores[1]}}))
     seen = {}
-    monkeypatch.setattr(unerase.figures, "diverse_inversion_figure", lambda path, concept, embeddings, scores, labels: seen.update(
-        scores=scores, embeddings=embeddings))
+    monkeypatch.setattr(unerase.figures, "diverse_inversion_figure", lambda path, concept, embeddings, scores, labels, score: seen.update(
+        scores=scores, embeddings=embeddings, score=score))
     diverse_inversion(record=str(record), metrics=[str(m) for m in metrics], figure=str(tmp_path / "f.png"), concept="zero",
                       models=["base", "uce"], model_labels={})
     assert seen["scores"] == {"base": {0: 0.9, 3: 0.8}, "uce": {0: 0.2, 3: 0.7}} and len(seen["embeddings"]) == 3
+    # the Erasure Score by CLIP similarity (config/sd14.yaml): the figure plots what the score read, not the probability
+    for model, path in zip(("base", "uce"), metrics):
+        cell = json.loads(path.read_text())
+        path.write_text(json.dumps({**cell, "clip_similarity_by_token": {"<zero-diverse-inversion>_003": 0.31 if model == "base" else 0.22}}))
+    diverse_inversion(record=str(record), metrics=[str(m) for m in metrics], figure=str(tmp_path / "f.png"), concept="zero",
+                      models=["base", "uce"], model_labels={}, erasure_score_by="clip-similarity")
+    assert seen["scores"] == {"base": {3: 0.31}, "uce": {3: 0.22}} and seen["score"] == "clip-similarity"
     monkeypatch.undo()
-    unerase.figures.diverse_inversion_figure(str(tmp_path / "f.png"), "zero", seen["embeddings"], seen["scores"], {})
-    with Image.open(tmp_path / "f.png") as image:
-        assert image.size[0] > image.size[1] > 200
+    for score in ("probability", "clip-similarity"):
+        unerase.figures.diverse_inversion_figure(str(tmp_path / "f.png"), "zero", seen["embeddings"], seen["scores"], {}, score=score)
+        with Image.open(tmp_path / "f.png") as image:
+            assert image.size[0] > image.size[1] > 200
 
 
 def test_the_crr_grid_is_the_mean_over_concepts_in_m_erasurebench_order(tmp_path, monkeypatch):

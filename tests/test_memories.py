@@ -194,3 +194,17 @@ def test_a_killed_probe_resumes_without_fitting_or_probing_twice(sd_layout_dir, 
     assert not ckpt.exists()
     assert list(resumed) == ["base", "base+irece", "again"]
     assert resumed == straight
+
+
+def test_a_reconstruction_shows_the_concept_where_the_evaluator_counts_a_hit():
+    """ResNet-50's top-1 over 1,000 classes often has a probability far below 0.5: the probe read probability >= 0.5, a
+    stricter criterion than every cell's accuracy; it now takes the evaluator's own hit."""
+    from unerase.evaluators.base import Scores
+    from unerase.steps.memories import recognises
+
+    class TopOne:  # a planted evaluator: image i's probability and whether its top-1 class is the label
+        def score(self, images, labels):
+            probability = torch.tensor([0.3, 0.9, 0.6])
+            return Scores(predicted=torch.tensor([497, 0, 497]), probability=probability, hit=torch.tensor([True, False, True]))
+
+    assert recognises(TopOne(), 497)(torch.zeros(3, 3, 8, 8)).tolist() == [True, False, True]

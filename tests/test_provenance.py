@@ -21,6 +21,24 @@ def test_hashes_cover_every_weight_file_of_a_folder(tmp_path):
     assert found["evaluator"][str(single)]["sha256"] == hashlib.sha256(b"x" * (3 << 20)).hexdigest()
 
 
+def test_scorers_are_read_from_the_metric_files_fingerprints():
+    """An SD run's evaluators are found at run time (an explicit path or the standard cache): the manifest lists each
+    once, with the sha256 its scoring jobs took of the file they loaded and the cells it scored."""
+    resnet = dict(name="ResNet-50 ImageNet top-1", weights="/hub/resnet50-0676ba61.pth", weights_tag="torchvision IMAGENET1K_V1",
+                  sha256="0676ba61" + "0" * 56, min_confidence=0.0)
+    clip = dict(name="CLIP similarity ViT-B-32", weights="/hub/clip.bin", sha256="c" * 64)
+    inception = dict(name="Inception-v3 pool3 (pytorch-fid 0.3.0)", weights="/hub/pt_inception.pth", sha256="1" * 64)
+    records = [dict(evaluator=resnet, similarity_evaluator=clip, accuracy=0.1),
+               dict(evaluator=resnet, similarity_evaluator=clip, fid_evaluator=inception, fid=12.0),
+               dict(evaluator=resnet, accuracy=0.9)]
+    found = provenance.scorers(records)
+    assert [(s["role"], s["name"], s["cells"]) for s in found] == [
+        ("evaluator", resnet["name"], 3), ("similarity_evaluator", clip["name"], 2), ("fid_evaluator", inception["name"], 1)]
+    assert found[0]["sha256"] == resnet["sha256"] and found[0]["weights"] == resnet["weights"]
+    other = dict(resnet, weights="/other/resnet50.pth", sha256="f" * 64)  # a second file is a second scorer
+    assert len(provenance.scorers(records + [dict(evaluator=other)])) == 4
+
+
 def test_a_missing_weight_is_one_line(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such weights file or model folder"):
         provenance.hashes({"evaluator": str(tmp_path / "gone.safetensors")})

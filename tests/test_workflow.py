@@ -191,6 +191,10 @@ def test_provenance_lists_every_weight_with_its_hash(workdir):
     assert record["packages"]["torch"].startswith("2.14.1") and record["packages"]["snakemake"] == "9.27.1"
     assert len(record["git"]["commit"]) == 40  # the workflow's checkout (ROOT), not the working directory
     assert record["hardware"]["cpu_count"] >= 1
+    # the scorers, from the metric files' fingerprints: the digit CNN scored every cell, with the classifier's own hash
+    (digit_cnn,) = [s for s in record["scorers"] if s["role"] == "evaluator"]
+    assert digit_cnn["sha256"] == file_sha256(workdir / "results/evaluator/classifier.safetensors")
+    assert digit_cnn["cells"] == len(list((workdir / "results/metrics").rglob("*.json")))
 
 
 @pytest.mark.slow
@@ -347,6 +351,8 @@ def test_a_stack_that_is_not_a_model_is_named(tmp_path):
     ({"run": ["inversion", "ring-a-ding"]}, "config key 'attacks.run': unknown attack 'ring-a-ding'"),
     ({"diverse_inversion.bands": [[0.4, 0.2]]}, "config key 'attacks.diverse_inversion.bands': [0.4, 0.2]"),
     ({"concept_inversion.sld_unroll": 9, "concept_inversion.sld_window": 4}, "config key 'attacks.concept_inversion.sld_unroll' (9)"),
+    # one UnlearnDiff prompt per template: more would run fewer prompts than its record says (sd14 had 5 for 3 templates)
+    ({"unlearn_diff.num_prompts": 6}, "config key 'attacks.unlearn_diff.num_prompts' (6): one prompt per template"),
 ])
 def test_a_bad_attack_setting_is_named(tmp_path, change, message):
     shutil.copytree(ROOT / "config", tmp_path / "config")
@@ -380,6 +386,7 @@ def test_sd14_plans_only_once_its_fid_reference_is_named(tmp_path):
     jobs = planned_jobs(smk(tmp_path, "-n", "--configfile", "config/sd14.yaml", str(tmp_path / "reference.yaml")))
     sd14 = yaml.safe_load((ROOT / "config/sd14.yaml").read_text())
     assert jobs["evaluate"] == len(sd14["concepts"])
+    assert "train_classifier" not in jobs  # the digit CNN scores nothing here (it was trained on every SD run)
     # the TV paper's control task: its six prompts on every audited model (the base and each method), one table
     assert sd14["evaluation"]["control_task"]["prompts"][:2] == ["art by Kilian Eng", "art by Picasso"]
     assert jobs["generate_control_task"] == len(sd14["concepts"]) * len(sd14["erasure"]["methods"])
@@ -535,3 +542,53 @@ def test_the_control_task_runs_in_jobs_of_its_own(workdir, tiny_clip_dir):
     jobs = planned_jobs(smk(workdir, "-n", "--configfile", changed))
     assert jobs.pop("generate_control_task") == audited - 1 and jobs.pop("generate_control_task_base") == 1, jobs
     assert jobs.pop("erase") == 1 and not upstream & set(jobs), jobs
+
+
+def planned_config(*configfiles, config=None) -> dict:
+    """The config the workflow at ROOT plans with under `configfiles` and `--config` items `config`."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, ResourceSettings
+
+    with SnakemakeApi() as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=ROOT / "Snakefile", workdir=ROOT,
+                                config_settings=ConfigSettings(configfiles=[Path(f) for f in configfiles],
+                                                               config=config or {}))._workflow
+        return workflow.globals["config"]
+
+
+def test_sd14_provenance_reads_the_scorers_from_the_metrics_not_a_digit_classifier(tmp_path):
+    """The digit CNN was trained on every SD 1.4 run and hashed in its provenance as "the evaluator", while ResNet-50,
+    CLIP and Inception (found at run time) were not listed; now the provenance job reads every metric file instead."""
+    (tmp_path / "coco30k.npz").write_bytes(b"")
+    reference = tmp_path / "reference.yaml"
+    reference.write_text(yaml.safe_dump({"evaluation": {"fid": {"reference": str(tmp_path / "coco30k.npz")}}}))
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, ResourceSettings
+
+    with SnakemakeApi() as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=ROOT / "Snakefile", workdir=ROOT,
+                                config_settings=ConfigSettings(configfiles=[ROOT / "config/sd14.yaml", reference]))._workflow
+        rule = workflow.get_rule("provenance")
+        named = dict(rule.input._names)
+        assert "evaluator" not in named and "metrics" in named
+
+
+def test_an_overriding_config_replaces_the_class_set_instead_of_joining_it(tmp_path):
+    """Snakemake merges --configfile files key by key: sd14.yaml's ten ImageNet classes had joined config.yaml's ten
+    digits, so every SD 1.4 run drew and scored "zero" ... "nine" as control classes (ImageNet labels 0-9). Mappings
+    keyed by names are replaced whole by the last layer that gives them; parameter blocks still merge key by key."""
+    (tmp_path / "coco30k.npz").write_bytes(b"")
+    reference = tmp_path / "reference.yaml"
+    reference.write_text(yaml.safe_dump({"evaluation": {"fid": {"reference": str(tmp_path / "coco30k.npz")}}}))
+    sd14_file = yaml.safe_load((ROOT / "config/sd14.yaml").read_text())
+    for files in ((ROOT / "config/sd14.yaml", reference), (ROOT / "config/config.yaml", ROOT / "config/sd14.yaml", reference)):
+        config = planned_config(*files)
+        assert config["classes"] == sd14_file["classes"], files
+        assert config["attacks"]["concept_inversion"]["guidance_scale_by_method"] == {"fmn": 15.0}
+        assert config["erasure"]["esd"]["lr"] == sd14_file["erasure"]["esd"]["lr"]  # a parameter block: merged
+        assert config["embedded"]["text_to_image"]["steps"] == 1500                  # from config.yaml, untouched
+    # --config comes last: it replaces the set the files gave
+    config = planned_config(ROOT / ".test/config.yaml", config={"classes": {"zero": 0, "one": 1, "two": 2}})
+    assert config["classes"] == {"zero": 0, "one": 1, "two": 2}
+    # without an override the defaults stand
+    assert planned_config()["classes"] == yaml.safe_load((ROOT / "config/config.yaml").read_text())["classes"]

@@ -132,23 +132,27 @@ def audit_overview(path: str, concept: str, cells: dict, models: list[str], prom
 
 
 def diverse_inversion_figure(path: str, concept: str, embeddings: list[dict], scores_by_model: dict[str, dict[int, float]],
-                             labels: dict[str, str] | None = None) -> None:
+                             labels: dict[str, str] | None = None, score: str = "probability") -> None:
     """The TV paper's Diverse Inversion (§4.1) read against the audit: left, how far the kept embeddings lie from
     the concept name's (cosine similarity to its token embedding); right, each embedding's concept score on each
     model against that similarity — an embedding far from the name that still draws the concept is what makes
     the name-only evaluation optimistic. `embeddings`: the attack record's (index, similarity_to_concept, kept);
-    `scores_by_model[model][index]`: the mean concept score of that embedding's images."""
+    `scores_by_model[model][index]`: the mean concept score of that embedding's images (`score`: the evaluator's
+    probability, in %, or the CLIP similarity to the name, as it is)."""
     labels = labels or {}
     kept = sorted((e for e in embeddings if e.get("kept", True)), key=lambda e: e["similarity_to_concept"])
     fig, (hist_ax, score_ax) = plt.subplots(1, 2, figsize=(9.5, 3.2), constrained_layout=True)
     hist_ax.hist([e["similarity_to_concept"] for e in kept], bins=np.linspace(-1, 1, 21), color="tab:grey")
     hist_ax.set(xlabel="cosine similarity to the name's embedding", ylabel="kept embeddings", title=f"{concept}: {len(kept)} embeddings")
     x = [e["similarity_to_concept"] for e in kept]
+    scale = 100 if score == "probability" else 1
     for model, scores in scores_by_model.items():
-        score_ax.plot(x, [100 * scores.get(e["index"], float("nan")) for e in kept], marker="o", markersize=4, linestyle="none",
+        score_ax.plot(x, [scale * scores.get(e["index"], float("nan")) for e in kept], marker="o", markersize=4, linestyle="none",
                       alpha=0.8, label=labels.get(model, model))
-    score_ax.set(xlabel="cosine similarity to the name's embedding", ylabel="concept score of its images (%)", ylim=(-3, 103),
-                 title="per embedding and model")
+    score_ax.set(xlabel="cosine similarity to the name's embedding", title="per embedding and model",
+                 ylabel="concept probability of its images (%)" if score == "probability" else "CLIP similarity of its images to the name")
+    if score == "probability":
+        score_ax.set_ylim(-3, 103)
     score_ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

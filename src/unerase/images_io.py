@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -48,12 +49,32 @@ def tile_images(images: torch.Tensor, columns: int, gap: int = 0, fill: int = 0)
     return canvas
 
 
-def save_grid(path: str | os.PathLike, images: torch.Tensor, columns: int = 10, upscale: int = 4) -> None:
+GRID_TILE = (64, 128)  # a contact sheet's tile side in pixels: smaller images are enlarged, larger ones reduced
+
+
+def grid_tile(h: int, w: int) -> tuple[int, int]:
+    """A tile's (height, width) on a contact sheet: 16-px digits x4 (pixels kept sharp), SD's 512-px images reduced to
+    128 px, so a 100-image sheet is ~1,300 px across instead of 5,120 (20,480 with the digits' x4: 1.2 GB in memory)."""
+    side = max(h, w)
+    if side < GRID_TILE[0]:
+        k = -(-GRID_TILE[0] // side)
+        return h * k, w * k
+    if side > GRID_TILE[1]:
+        return max(1, round(h * GRID_TILE[1] / side)), max(1, round(w * GRID_TILE[1] / side))
+    return h, w
+
+
+def save_grid(path: str | os.PathLike, images: torch.Tensor, columns: int = 10) -> None:
     """A PNG contact sheet of (up to 100) images, for eyes rather than metrics."""
     images = images[:100]
     n, c, h, w = images.shape
+    th, tw = grid_tile(h, w)
+    if th < h:  # reduced image by image (box average), so neighbours do not blur into each other
+        images = F.interpolate(images.float(), size=(th, tw), mode="area").round().clamp(0, 255).to(torch.uint8)
     rows = (n + columns - 1) // columns
     arr = tile_images(images, columns).permute(1, 2, 0).numpy()
-    pil = Image.fromarray(arr[..., 0] if c == 1 else arr).resize((columns * w * upscale, rows * h * upscale), Image.NEAREST)
+    pil = Image.fromarray(arr[..., 0] if c == 1 else arr)
+    if th > h:  # enlarged: nearest neighbour keeps the pixels sharp
+        pil = pil.resize((columns * tw, rows * th), Image.NEAREST)
     with atomic_path(path) as tmp:
         pil.save(tmp, format="PNG")

@@ -21,14 +21,20 @@ def control_prompts(prompts: list[str], count: int) -> list[str]:
     return [prompts[i % len(prompts)] for i in range(count)]
 
 
+def class_text(name: str) -> str:
+    """A class's words in a prompt: config names join words with "_" (garbage_truck -> "garbage truck"), as the concept's
+    own text, the erasure jobs' other classes and the CLIP evaluators' class prompts do."""
+    return name.replace("_", " ")
+
+
 def balanced_prompts(templates: list[str], names: list[str], count: int) -> tuple[list[str], list[str]]:
     """`count` prompts with the names as evenly represented as possible (round-robin over names,
-    templates advancing each full round), so a control set covers every other class."""
+    templates advancing each full round), so a control set covers every other class. Owners are the config names."""
     prompts, owners = [], []
     for i in range(count):
         name = names[i % len(names)]
         template = templates[(i // len(names)) % len(templates)]
-        prompts.append(template.format(name))
+        prompts.append(template.format(class_text(name)))
         owners.append(name)
     return prompts, owners
 

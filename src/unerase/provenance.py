@@ -100,12 +100,32 @@ def hardware() -> dict:
     return info
 
 
-def manifest(*, config: dict, weights: dict[str, str], workflow_dir: str) -> dict:
+SCORER_KEYS = ("evaluator", "similarity_evaluator", "fid_evaluator")  # the fingerprints a metric file carries
+
+
+def scorers(metric_records: list[dict]) -> list[dict]:
+    """Every scorer the metric files were computed with — the evaluator, the CLIP of the Erasure Score and of the control
+    task, FID's Inception — once each, with the cells it scored. Their weights are found at run time (an explicit path or
+    the standard cache, not a file of the run), so the manifest takes the sha256 each scoring job took of the file it
+    loaded, from its fingerprint."""
+    found: dict[tuple, dict] = {}
+    for record in metric_records:
+        for key in SCORER_KEYS:
+            fingerprint = record.get(key)
+            if isinstance(fingerprint, dict):
+                entry = found.setdefault((key, *(str(fingerprint.get(k)) for k in ("name", "weights", "sha256"))),
+                                         dict(role=key, **fingerprint, cells=0))
+                entry["cells"] += 1
+    return list(found.values())
+
+
+def manifest(*, config: dict, weights: dict[str, str], workflow_dir: str, scored_by: list[dict] = ()) -> dict:
     return dict(
         config=config,
         git=git_state(workflow_dir),
         packages=package_versions(),
         seeds=seeds(config),
         weights=hashes(weights),
+        scorers=list(scored_by),
         hardware=hardware(),
     )

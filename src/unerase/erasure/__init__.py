@@ -42,7 +42,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            source="Pham et al. 2024 (Robust Concept Erasure Using Task Vectors)"),
     Method("tv-es", "TV-ES", "task_vector", "tv_es", needs=("finetuned", "evaluator", "diverse_inversion"),
            uses=("sampling", "evaluation.images_per_cell", "erasure.task_vector.alphas", "erasure.task_vector.min_control_accuracy",
-                 "evaluation.erasure_score", "evaluation.control_task"),
+                 "erasure.task_vector.min_control_of_base", "evaluation.erasure_score", "evaluation.control_task"),
            source="Pham et al. 2024, alpha by the Erasure Score over Diverse Inversion (section 4.2)"),
     Method("tv-pruned", "TV-pruned", "tv_pruned", "tv_pruned", needs=("finetuned", "evaluator"),
            uses=("sampling", "evaluation.images_per_cell", "erasure.task_vector"), source="Pham et al. 2024, pruned task vectors"),

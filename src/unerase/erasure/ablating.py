@@ -23,9 +23,15 @@ def anchor_prompt(template: str, anchor: str) -> str:
     return " ".join(template.format(anchor).split())  # "a handwritten " -> "a handwritten"
 
 
+def anchor_of(settings: dict, concept_text: str) -> str:
+    """The concept's anchor text: its own in `anchors` (keyed by config name, "garbage_truck"), else `anchor`."""
+    return (settings.get("anchors") or {}).get(concept_text.replace(" ", "_"), settings["anchor"])
+
+
 def erase(job: ErasureJob) -> ErasureResult:
     """Config block `erasure.ablating` (method "ac")."""
-    s, model = job.settings, job.model
+    model = job.model
+    s = dict(job.settings, anchor=anchor_of(job.settings, job.concept_text))
     unet = model.unet
     prompts = [job.templates[i % len(job.templates)] for i in range(s["anchor_images"])]
     bank = training.drawn_bank(model, [anchor_prompt(t, s["anchor"]) for t in prompts], job.seed, job.shared["sampling"])

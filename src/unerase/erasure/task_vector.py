@@ -68,7 +68,8 @@ def erase(job: ErasureJob) -> ErasureResult:
     (input "diverse_inversion")."""
     if "diverse_inversion" in job.inputs:
         s = dict(job.settings, alphas=job.shared["erasure.task_vector.alphas"],
-                 min_control_accuracy=job.shared["erasure.task_vector.min_control_accuracy"])
+                 min_control_accuracy=job.shared["erasure.task_vector.min_control_accuracy"],
+                 min_control_of_base=job.shared.get("erasure.task_vector.min_control_of_base"))
         return negate_at_searched_alpha(job, s)
     return negate_at_searched_alpha(job, job.settings)
 
@@ -135,16 +136,27 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
         log.info("task vector alpha %g: %s", alpha, ", ".join(f"{k} {v:.3f}" for k, v in out.items()))
         return out
 
+    # the control bound: absolute, or a fraction of the base model's own control accuracy on the same seeds (alpha 0)
+    bound = dict(min_control_accuracy=s["min_control_accuracy"])
+    if s.get("min_control_of_base") is not None:
+        sampler.unet.load_state_dict(negate(base, tau, 0.0), strict=False)
+        prompts, labels = sets["control"]
+        x = generate(sampler, prompts, seeds, sampling["guidance_scale"], sampling["num_steps"], sampling["batch_size"])
+        base_control = float(scorer.score(x, torch.tensor(labels)).hit.float().mean())
+        bound = dict(min_control_accuracy=s["min_control_of_base"] * base_control, min_control_of_base=s["min_control_of_base"],
+                     base_control=base_control)
+        log.info("task vector: the base model's control accuracy %.3f, bound %.3f", base_control, bound["min_control_accuracy"])
+    min_control = bound["min_control_accuracy"]
     if by_es:
         rule = "erasure-score"
         criteria = dict(max_erasure_score=s["max_erasure_score"], erasure_score_by=es_block["score"],
                         min_control_similarity=s["min_control_similarity"], control_task_prompts=sorted(set(control_texts)))
-        alpha, why, results = search_alpha_by_erasure_score(score, s["alphas"], s["max_erasure_score"], s["min_control_accuracy"],
+        alpha, why, results = search_alpha_by_erasure_score(score, s["alphas"], s["max_erasure_score"], min_control,
                                                             s["min_control_similarity"])
     else:
         rule, criteria = s["alpha_rule"], dict(max_target_accuracy=s["max_target_accuracy"])
-        alpha, why, results = search_alpha(score, s["alphas"], s["max_target_accuracy"], s["min_control_accuracy"], rule)
+        alpha, why, results = search_alpha(score, s["alphas"], s["max_target_accuracy"], min_control, rule)
     log.info("task vector: chose alpha %g (%s) from %s", alpha, why, results)
     unet.load_state_dict(negate(base, tau, alpha), strict=False)
     return ErasureResult(sorted(tau), dict(alpha=alpha, reason=why, rule=rule, candidates=results, grid=[float(a) for a in s["alphas"]],
-                                           min_control_accuracy=s["min_control_accuracy"], **criteria))
+                                           **bound, **criteria))

@@ -41,5 +41,6 @@ def load_control_fid(settings: dict, scorer) -> Callable[[torch.Tensor, torch.Te
 
     def by_inception(images, labels):
         return dict(fid=frechet_distance(*statistics(inception.features(images)), mu, sigma), fid_reference=described,
-                    fid_features=f"{inception.fingerprint['name']} (sha256 {inception.fingerprint['sha256'][:12]})")
+                    fid_features=f"{inception.fingerprint['name']} (sha256 {inception.fingerprint['sha256'][:12]})",
+                    fid_evaluator=inception.fingerprint)  # its weights file and full sha256, for the run's provenance
     return by_inception

@@ -6,15 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..evaluation import file_sha256
 from .base import Scores, existing
 
 # torchvision's published files for models.resnet50 (their names carry the hash prefix torchvision checks).
 TORCHVISION_FILES = {"IMAGENET1K_V1": "resnet50-0676ba61.pth", "IMAGENET1K_V2": "resnet50-11ad3fa6.pth"}
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-SIZE = 224
 
 
 def default_path(tag: str) -> Path:
@@ -33,15 +30,18 @@ class ResNet50:
             raise ValueError(f"{weights}: not a torchvision ResNet-50 state dict ({type(err).__name__}: {str(err)[:120]})") from None
         self.model.eval()
         self.min_confidence = min_confidence
+        # the file's own evaluation transform, as ESD's eval-scripts/imageclassify.py applies it (weights.transforms():
+        # the shorter side to 256 for V1 / 232 for V2, then the centre 224 crop; squeezing the whole image to 224 differs)
+        self.transform = getattr(torchvision.models.ResNet50_Weights, tag).transforms()
         self.fingerprint = dict(name="ResNet-50 ImageNet top-1", weights=str(weights), weights_tag=f"torchvision {tag}",
                                 sha256=file_sha256(str(weights)), threshold=min_confidence, classes="ImageNet-1k indices",
-                                rule="top-1 == intended ImageNet index")
+                                rule="top-1 == intended ImageNet index",
+                                preprocess=f"torchvision {tag} transforms: shorter side {self.transform.resize_size[0]}, "
+                                           f"centre crop {self.transform.crop_size[0]}")
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, 3, H, W) -> the normalised 224-pixel input torchvision's weights expect."""
-        x = images.float() / 255
-        x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", antialias=True, align_corners=False)
-        return (x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+        """uint8 (N, 3, H, W) -> the normalised input torchvision's weights expect."""
+        return self.transform(images)
 
     def score(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 32) -> Scores:
         if images.shape[1] != 3:
