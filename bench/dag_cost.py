@@ -8,6 +8,9 @@ model later work plans against (what one more erasure method or attack adds per 
       the same summary for a run already made (every rule writes results/benchmarks/<rule>/…tsv)
   python bench/dag_cost.py table bench/results/dag_*.json
       prints the per-rule tables and the cost model as Markdown (README)
+  python bench/dag_cost.py timeline .snakemake/log/<run>.snakemake.log [--cores 2] [--threads train_text_to_image=2]
+      when each job ran (from Snakemake's own log, to the second) and how many core-seconds sat idle, and when: the
+      part of a DAG's wall time that the critical path, not the work, decides
 
 Snakemake's `benchmark:` files give each job's wall seconds (`s`), CPU seconds (`cpu_time`) and
 peak resident memory (`max_rss`, MB). Job start-up (Python + torch/diffusers imports) is inside `s`.
@@ -157,6 +160,65 @@ def markdown(summaries: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def job_intervals(log_text: str) -> list[dict]:
+    """Each job of a Snakemake log: rule, jobid, start and end (seconds from the first event). A job starts at the
+    timestamp above its `rule X:` / `localrule X:` block and ends at the one above `Finished jobid: N`."""
+    import re
+    from datetime import datetime
+
+    stamp, starts, jobs, first = None, {}, [], None
+    pending = None  # (rule, start) until its jobid line
+    for line in log_text.splitlines():
+        if m := re.fullmatch(r"\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]", line.strip()):
+            stamp = datetime.strptime(" ".join(m.group(1).split()), "%a %b %d %H:%M:%S %Y").timestamp()
+            first = stamp if first is None else first
+        elif m := re.fullmatch(r"(?:local)?rule (\S+):", line.strip()):
+            pending = (m.group(1), stamp)
+        elif pending and (m := re.fullmatch(r"jobid: (\d+)", line.strip())):
+            starts[int(m.group(1))] = pending
+            pending = None
+        elif m := re.match(r"Finished jobid: (\d+)", line.strip()):
+            jobid = int(m.group(1))
+            if jobid in starts:
+                rule, start = starts.pop(jobid)
+                jobs.append(dict(rule=rule, jobid=jobid, start=start - first, end=stamp - first))
+    return sorted(jobs, key=lambda j: j["start"])
+
+
+def idle_periods(jobs: list[dict], cores: int, threads: dict[str, int], min_seconds: float = 20) -> tuple[float, list[dict]]:
+    """Idle core-seconds over the run (cores minus the threads of the jobs running, each second) and the stretches of
+    at least `min_seconds` with a core idle, each with the jobs that ran through it."""
+    end = max(j["end"] for j in jobs)
+    idle, periods, current = 0.0, [], None
+    for t in range(int(end)):
+        running = [j for j in jobs if j["start"] <= t < j["end"]]
+        free = max(0, cores - sum(threads.get(j["rule"], 1) for j in running))
+        idle += free
+        if free:
+            if current is None:
+                current = dict(start=t, end=t + 1, running=set())
+            current["end"] = t + 1
+            current["running"].update(j["rule"] for j in running)
+        elif current is not None:
+            periods.append(current)
+            current = None
+    if current is not None:
+        periods.append(current)
+    return idle, [dict(p, running=sorted(p["running"])) for p in periods if p["end"] - p["start"] >= min_seconds]
+
+
+def timeline(args) -> None:
+    jobs = job_intervals(Path(args.log).read_text())
+    threads = dict(item.split("=") for item in args.threads)
+    threads = {rule: int(n) for rule, n in threads.items()}
+    idle, periods = idle_periods(jobs, args.cores, threads)
+    wall = max(j["end"] for j in jobs)
+    print(f"{len(jobs)} jobs, {wall:.0f} s wall on {args.cores} cores: {idle:.0f} core-seconds idle "
+          f"({100 * idle / (args.cores * wall):.1f} %)")
+    for p in periods:
+        print(f"  {p['start']:6.0f}-{p['end']:6.0f} s ({p['end'] - p['start']:4.0f} s) a core idle; running: {', '.join(p['running']) or '-'}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -175,8 +237,14 @@ def main(argv=None) -> None:
     p.add_argument("--prompt-sets", type=int, default=3, help="prompt sets per model: the name, each attack, the control")
     p = sub.add_parser("table")
     p.add_argument("files", nargs="+")
+    p = sub.add_parser("timeline")
+    p.add_argument("log")
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--threads", nargs="*", default=["train_text_to_image=2"], help="RULE=N for rules taking more than one thread")
     args = parser.parse_args(argv)
-    if args.cmd == "run":
+    if args.cmd == "timeline":
+        timeline(args)
+    elif args.cmd == "run":
         run(args)
     elif args.cmd == "summarize":
         summary = summarize(Path(args.results_dir), args.label, args.wall, args.concepts, args.cores)

@@ -163,3 +163,17 @@ def test_a_users_file_is_the_same_file_for_every_replicate(tmp_path):
     proc = smk(tmp_path, "-n", "--configfile", str(tmp_path / "fid.yaml"), check=False)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-2000:]
     assert planned_jobs(proc)["seed1_evaluate"] == 3 and "replicates/seed-1/reference.npz" not in proc.stdout + proc.stderr
+
+
+def test_replicates_draw_disjoint_noise_and_seed_0_draws_what_it_always_did():
+    """With `seed + i` replicate 1's images 0..98 reused replicate 0's noises 1..99 (on SD 1.4 every replicate shares the
+    base model, so its cells were nearly the same images). Each run seed now owns a block of derived seeds."""
+    from unerase.safety_grid import confirmation_seeds, screening_seeds
+    from unerase.seeding import SEED_BLOCK, derived, image_seeds
+
+    assert image_seeds(0, 100) == list(range(100)) and derived(0, 1) == 1  # the default run is unchanged
+    assert confirmation_seeds(0, 16) == [1_000_000 + j for j in range(16)] and screening_seeds(0, 3, 4) == [12, 13, 14, 15]
+    drawn = [set(image_seeds(s, 1000)) | set(confirmation_seeds(s, 16)) | {derived(s, 1)} for s in range(5)]
+    assert all(not (drawn[a] & drawn[b]) for a in range(5) for b in range(a + 1, 5))
+    with pytest.raises(ValueError, match="outside"):
+        derived(1, SEED_BLOCK)

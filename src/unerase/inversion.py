@@ -19,6 +19,7 @@ from .components import Components
 from .diffusion import LatentBank, denoising_loss
 from .progress import Progress
 from .runtime import activation_checkpointing, training_autocast
+from .seeding import derived
 from .text import encode
 
 
@@ -120,7 +121,7 @@ def invert(components: Components, bank: LatentBank, *, token: str, templates: l
         with torch.no_grad():
             embedding.vectors.copy_(state["vectors"])
         opt.load_state_dict(state["opt"]); gen.set_state(state["gen"]); set_rng_state(state["rng"])
-        rng.seed(seed + state["step"]); start = state["step"]
+        rng.seed(derived(seed, state["step"])); start = state["step"]
     progress = Progress(f"concept inversion ({token})", steps, start)
     encoder.set_input_embeddings(embedding)
     try:

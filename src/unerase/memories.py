@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from .checkpoint import Checkpointer
 from .sampling import ddim_invert
+from .seeding import image_seeds
 
 
 def gaussian_nll(z: torch.Tensor) -> torch.Tensor:
@@ -162,7 +163,7 @@ def probe_model(components, inputs: ProbeInputs, found: dict, settings: dict, *,
     s, options = settings, dict(guard_options or {})
 
     def reconstruct(seeds, captions):
-        return generate(components, captions, [seed + i for i in range(len(seeds))], 1.0, num_steps, batch_size, latents=seeds, **options)
+        return generate(components, captions, image_seeds(seed, len(seeds)), 1.0, num_steps, batch_size, latents=seeds, **options)
 
     back = reconstruct(found["seeds"]["concept"], inputs.concept_captions)
     concept_psnr, recognised = psnr(back, inputs.concept_images), concept_score(back)

@@ -27,6 +27,7 @@ import random
 
 import torch
 
+from .seeding import derived, image_seeds
 from .text import name_embedding
 
 
@@ -105,13 +106,13 @@ def best_per_class(scores: torch.Tensor, members: dict[int, list[int]]) -> dict[
 
 
 def screening_seeds(seed: int, point: int, images: int) -> list[int]:
-    """Image j of point p: seed + p * images + j (paired across models)."""
-    return [seed + point * images + j for j in range(images)]
+    """Image j of point p: derived seed p * images + j (paired across models)."""
+    return image_seeds(seed, images, start=point * images)
 
 
 def confirmation_seeds(seed: int, images: int, offset: int = 1_000_000) -> list[int]:
     """Fresh seeds for the held-out estimate, disjoint from every screening seed below `offset`."""
-    return [seed + offset + j for j in range(images)]
+    return [derived(seed, offset + j) for j in range(images)]
 
 
 def draw(components, tokens: list[str], vectors: torch.Tensor, seeds: list[list[int]], *, template: str, guidance_scale: float,

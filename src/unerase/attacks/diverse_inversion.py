@@ -10,7 +10,7 @@ constraints:
   pushes pairs apart while training, and the kept set drops, greedily by loss, any embedding still
   above the bound with a better one.
 Each embedding starts at a random point of its band (the paper's random restarts) and draws its
-images, noise, timesteps and captions from its own generators (seed + k), so the batch gives each
+images, noise, timesteps and captions from its own generators (derived seed k), so the batch gives each
 embedding the result of its own run at one UNet call per step instead of n — exactly (tested) while
 the diversity penalty is inactive (no pair above the bound, or weight 0); the penalty couples the
 embeddings, as in the paper's joint objective.
@@ -32,6 +32,7 @@ from ..diffusion import LatentBank, add_noise
 from ..inversion import PlaceholderEmbedding
 from ..progress import Progress
 from ..runtime import activation_checkpointing, training_autocast
+from ..seeding import derived
 from ..text import encode, name_embedding
 from .job import AttackJob
 
@@ -104,8 +105,8 @@ def diverse_invert(components, bank: LatentBank, *, token: str, concept_text: st
     tok, encoder = components.tokenizer, components.text_encoder
     table = encoder.get_input_embeddings()
     direction = name_embedding(tok, table.weight.detach().cpu(), concept_text)
-    gens = [torch.Generator().manual_seed(seed + k) for k in indices]
-    rngs = [random.Random(seed + k) for k in indices]
+    gens = [torch.Generator().manual_seed(derived(seed, k)) for k in indices]
+    rngs = [random.Random(derived(seed, k)) for k in indices]
     lows, highs = (torch.tensor([band_of(k, total, bands)[i] for k in indices]) for i in (0, 1))
     init = torch.stack([random_in_band(direction, float(lo), float(hi), float(direction.norm()), g) for lo, hi, g in zip(lows, highs, gens)])
     names = [f"{token}_{k:03d}" for k in indices]  # zero-padded: no token name is a prefix of another

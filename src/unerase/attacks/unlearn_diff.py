@@ -35,6 +35,7 @@ from ..atomic import write_json
 from ..diffusion import LatentBank
 from ..images_io import load_image_set
 from ..progress import Progress
+from ..seeding import derived
 from ..text import tokenize
 from .job import AttackJob
 from .ring_a_bell import search_vocabulary
@@ -177,7 +178,7 @@ def run(job: AttackJob) -> dict:
 
     def mean_loss(context: torch.Tensor) -> torch.Tensor:
         """Each prompt's loss averaged over every stage's timestep with the same noise draws: before and after compare."""
-        fixed = torch.Generator().manual_seed(job.seed + 1)
+        fixed = torch.Generator().manual_seed(derived(job.seed, 1))
         with torch.no_grad():
             return torch.stack([denoising_losses(context, stage, fixed) for stage in range(len(timesteps))]).mean(0)
 

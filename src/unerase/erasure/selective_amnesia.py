@@ -14,6 +14,7 @@ import torch
 
 from ..diffusion import LatentBank, denoising_loss
 from ..progress import log
+from ..seeding import derived
 from ..text import encode
 from . import training
 from .job import ErasureJob, ErasureResult
@@ -51,7 +52,7 @@ def erase(job: ErasureJob) -> ErasureResult:
     n = len(replay_prompts)
     replay = training.drawn_bank(model, replay_prompts, job.seed, job.shared["sampling"])
     replay_context = encode(model.tokenizer, model.text_encoder, replay_prompts).detach()
-    gen = torch.Generator().manual_seed(job.seed + 1)  # the Fisher's and the surrogate's draws, apart from training's stream
+    gen = torch.Generator().manual_seed(derived(job.seed, 1))  # the Fisher's and the surrogate's draws, apart from training's stream
     surrogate = surrogate_bank(model, s["surrogate_images"], gen)
     names = training.select_parameters(unet, s["parameters"])
     params = training.trainable(unet, names)

@@ -15,6 +15,7 @@ from ..inversion import load_token_set
 from ..progress import Progress, log
 from ..prompts import build_prompts, control_prompts, names_concept
 from ..sampling import generate
+from ..seeding import image_seeds
 from ..text import encode
 from .alpha_search import search_alpha, search_alpha_by_erasure_score
 from .job import ErasureJob, ErasureResult
@@ -104,7 +105,7 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
     if by_es:  # the Diverse-Inversion tokens in every template, as the generation jobs draw them
         tokens = load_token_set(sampler, job.inputs["diverse_inversion"], as_token=f"<{job.concept_text.replace(' ', '_')}-diverse-inversion>")
         sets["diverse"] = build_prompts("diverse-inversion", job.templates, job.concept_text, job.label, job.classes, num_images, tokens)
-    seeds = [job.seed + i for i in range(num_images)]  # the generation jobs' seeds: the chosen α's cells repeat these images
+    seeds = image_seeds(job.seed, num_images)  # the generation jobs' seeds: the chosen α's cells repeat these images
     scorer = job.scorer()
     # the Erasure Score's concept score: the evaluator's probability, or the TV paper's CLIP similarity to the name
     es_block = job.shared.get("evaluation.erasure_score", {"score": "probability"}) if by_es else {}

@@ -16,6 +16,7 @@ from ..components import Components
 from ..diffusion import LatentBank
 from ..progress import Progress, log
 from ..sampling import generate
+from ..seeding import image_seeds
 
 # Parameter groups by diffusers name. "cross-attn" is ESD-x's and Ablating Concepts' `attn2`
 # (its reference `--parameter_group cross-attn` trains the same layers), "cross-attn-kv" ESD-x-strict's
@@ -51,10 +52,10 @@ def select_parameters(unet: torch.nn.Module, group: str) -> list[str]:
 
 def drawn_bank(model: Components, prompts: list[str], seed: int, sampling: dict) -> LatentBank:
     """VAE posteriors of images the (still unedited) `model` draws for `prompts` with the config's
-    `sampling` settings, image i from seed `seed + i`: the anchor images of Ablating Concepts, the
+    `sampling` settings, image i from seed `image_seeds(seed)[i]`: the anchor images of Ablating Concepts, the
     replay sets of Selective Amnesia and the conditional fine-tune."""
     batch = sampling["batch_size"]
-    images = generate(model, prompts, [seed + i for i in range(len(prompts))], sampling["guidance_scale"], sampling["num_steps"], batch)
+    images = generate(model, prompts, image_seeds(seed, len(prompts)), sampling["guidance_scale"], sampling["num_steps"], batch)
     # encode in the sampler's batches on a GPU (SD 1.4 images are large); the CPU keeps LatentBank's default
     return LatentBank.from_uint8(model, images, batch_size=batch) if model.device.type != "cpu" else LatentBank.from_uint8(model, images)
 

@@ -7,6 +7,7 @@ from ..images_io import load_image_folder, save_grid, save_image_set
 from ..progress import log as logger
 from ..prompts import build_prompts
 from ..sampling import generate
+from ..seeding import image_seeds
 from ._shared import load_model, start
 
 
@@ -15,7 +16,7 @@ def run(*, manifest, images, grid, concept_text, label, templates, num_images, s
     device = start(threads, log)
     model = load_model(manifest, device, precision=precision)
     prompts, _ = build_prompts("name", templates, concept_text, label, {}, num_images, None)
-    seeds = [seed + i for i in range(num_images)]
+    seeds = image_seeds(seed, num_images)
     x = generate(model, prompts, seeds, guidance_scale, num_steps, batch_size,
                  on_batch=lambda done, total: logger.info("concept images: %d/%d", done, total))
     if real_images:

@@ -16,6 +16,7 @@ from ..progress import setup_logging
 from ..prompts import control_prompts
 from ..runtime import configure_threads
 from ..sampling import generate as sample
+from ..seeding import image_seeds
 from ._shared import load_guarded_model, start
 
 NO_CLASS = -1  # the label of an image drawn from free text
@@ -24,11 +25,11 @@ NO_CLASS = -1  # the label of an image drawn from free text
 def generate(*, manifest, images, grid, prompts, num_images, seed, guidance_scale, num_steps, batch_size, unet_patch=None,
              sampling_options=None, precision="float32", threads=1, log=None):
     """`num_images` images of `prompts` (in turn) on one audited model (its UNet patch and guards); image i uses seed
-    `seed + i`, as in every other prompt set, so the models' images are paired."""
+    `image_seeds(seed)[i]`, as in every other prompt set, so the models' images are paired."""
     device = start(threads, log)
     model, options = load_guarded_model(manifest, device, unet_patch, sampling_options, precision)
     texts = control_prompts(list(prompts), num_images)
-    x = sample(model, texts, [seed + i for i in range(num_images)], guidance_scale, num_steps, batch_size,
+    x = sample(model, texts, image_seeds(seed, num_images), guidance_scale, num_steps, batch_size,
                on_batch=lambda done, total: logger.info("control task: %d/%d", done, total), **options)
     save_image_set(images, x, [NO_CLASS] * num_images, texts, seed=seed, guidance_scale=guidance_scale)
     save_grid(grid, x)

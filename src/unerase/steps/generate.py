@@ -11,6 +11,7 @@ from ..inversion import load_token_set, own_text_side
 from ..progress import log as logger
 from ..prompts import build_prompts
 from ..sampling import generate
+from ..seeding import image_seeds
 from ._shared import load_guarded_model, start
 from .attack import learn
 
@@ -19,7 +20,7 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
         num_steps, batch_size, attack_sets=(), artefacts=(), needed_artefacts=(), inline=None, inline_artefacts=(), inline_records=(),
         model_name="", concept_images=None, unet_patch=None, precision="float32", sampling_options=None, guidance_by_set=None, threads=1,
         log=None):
-    """Generate each prompt set in `prompt_sets` with one loaded model; image i uses seed `seed + i`
+    """Generate each prompt set in `prompt_sets` with one loaded model; image i uses seed `image_seeds(seed)[i]`
     in every set and model, so cells are paired across models. `attack_sets[i]` is a prompt set whose
     tokens or prompts are in `artefacts[i]` (learned embeddings or a prompts JSON). `sampling_options`
     are an inference-time guard's (unerase.erasure.guards), e.g. a negative prompt. `inline` ({attack:
@@ -62,7 +63,7 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
         scale = (guidance_by_set or {}).get(prompt_set, guidance_scale)
         key = (tuple(prompts), path if kind == "latents" else None, scale)
         if key not in drawn:
-            drawn[key] = generate(model, prompts, [seed + i for i in range(count)], scale, num_steps, batch_size,
+            drawn[key] = generate(model, prompts, image_seeds(seed, count), scale, num_steps, batch_size,
                                   on_batch=lambda done, total, s=prompt_set: logger.info("generate %s: %d/%d", s, done, total),
                                   latents=latents, **options)
         x = drawn[key]

@@ -12,6 +12,7 @@ from .. import evaluators
 from ..inversion import add_tokens, placeholder_tokens
 from ..progress import log as logger
 from ..safety_grid import complexity_class, embeddings, name_embeddings, probe_model, subspace, union_of
+from ..seeding import derived
 from ._shared import audited_model, load_model, start
 
 TOKEN = "<safety-grid>"
@@ -31,8 +32,8 @@ def run(*, manifest, record, models, patches, guards, settings, label, class_nam
     mean, axes, radius = subspace(names, settings["dims"])
     classes, sampled = {}, {}
     for levels in settings["levels"]:
-        classes[levels], exhaustive = complexity_class(settings["dims"], levels, settings["max_points"], seed + levels)
-        sampled[levels] = None if exhaustive else seed + levels
+        classes[levels], exhaustive = complexity_class(settings["dims"], levels, settings["max_points"], derived(seed, levels))
+        sampled[levels] = None if exhaustive else derived(seed, levels)
     points, members = union_of(classes)
     vectors = embeddings(points, mean, axes, radius)
     tokens = placeholder_tokens(TOKEN, min(batch_size, len(points) * settings["screening_images"]))
