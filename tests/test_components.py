@@ -62,6 +62,28 @@ def test_random_weight_sd_layout_loads(sd_layout_dir):
     assert images.shape == (1, 3, 16, 16)
 
 
+def test_an_outdated_sd_config_is_corrected_as_the_pipeline_corrects_it(tiny_pipeline_dir, tmp_path):
+    """Copies of SD 1.4 saved by early diffusers have a PNDM scheduler config without clip_sample (DDIM would clip every
+    predicted x0 latent to [-1, 1]) and steps_offset 0, and a UNet config with sample_size 32; StableDiffusionPipeline
+    fixes all three when it is built, and this code builds no pipeline, so load_components does."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_pipeline_dir, old)
+    scheduler_file = old / "scheduler/scheduler_config.json"
+    config = json.loads(scheduler_file.read_text())
+    config.pop("clip_sample", None)
+    config.update(_class_name="PNDMScheduler", _diffusers_version="0.2.2", steps_offset=0)
+    scheduler_file.write_text(json.dumps(config))
+    unet_file = old / "unet/config.json"
+    unet_file.write_text(json.dumps({**json.loads(unet_file.read_text()), "_diffusers_version": "0.4.0"}))
+    model = load_components(str(old))
+    assert model.scheduler.config.clip_sample is False and model.scheduler.config.steps_offset == 1
+    assert model.unet.config.sample_size == 64 and model.latent_shape == (4, 64, 64)
+    current = load_components(str(tiny_pipeline_dir))  # a config of today's diffusers is left as it is
+    assert current.unet.config.sample_size == 8 and current.scheduler.config.clip_sample is False
+
+
 def test_missing_folder_names_what_to_provide(tmp_path):
     with pytest.raises(BaseModelMissing, match="provide a diffusers folder with tokenizer, text_encoder, vae, unet, scheduler"):
         check_base_model(str(tmp_path / "nowhere"))

@@ -53,7 +53,34 @@ def load_components(ref: str, device: torch.device | None = None, dtype: torch.d
         raise _missing(ref, err) from None
     for module in (text_encoder, vae, unet):
         module.requires_grad_(False).eval()
+    pipeline_config_fixes(scheduler, unet)
     return Components(tokenizer, text_encoder, vae, unet, scheduler, device)
+
+
+def pipeline_config_fixes(scheduler, unet) -> list[str]:
+    """What `StableDiffusionPipeline.__init__` corrects in outdated SD 1.x configs, which this code (no pipeline object)
+    must correct itself: a scheduler config with `steps_offset` other than 1, or without `clip_sample` (DDIM then clips
+    every predicted x0 latent to [-1, 1]: most SD latents lie beyond it), and a UNet config older than diffusers 0.9 with
+    `sample_size` below 64 (256-px latents for a 512-px model). Copies of SD 1.4 saved by diffusers 0.2-0.8 have them.
+    Returns the fixes made (logged)."""
+    from diffusers.utils import logging as diffusers_logging
+    from packaging import version
+
+    fixes = []
+    if getattr(scheduler.config, "steps_offset", 1) != 1:
+        fixes.append(f"scheduler steps_offset {scheduler.config.steps_offset} -> 1")
+        scheduler.register_to_config(steps_offset=1)
+    if getattr(scheduler.config, "clip_sample", False) is True:
+        fixes.append("scheduler clip_sample True -> False")
+        scheduler.register_to_config(clip_sample=False)
+    made_by = getattr(unet.config, "_diffusers_version", None)
+    size = getattr(unet.config, "sample_size", None)
+    if made_by and isinstance(size, int) and size < 64 and version.parse(version.parse(made_by).base_version) < version.parse("0.9.0.dev0"):
+        fixes.append(f"unet sample_size {size} -> 64 (config of diffusers {made_by})")
+        unet.register_to_config(sample_size=64)
+    for fix in fixes:
+        diffusers_logging.get_logger("unerase").warning("outdated SD config corrected as StableDiffusionPipeline does: %s", fix)
+    return fixes
 
 
 def _missing(ref: str, err: OSError) -> BaseModelMissing:
