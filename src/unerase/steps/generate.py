@@ -31,18 +31,19 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
     own (Concept Inversion on Forget-Me-Not, CCE); the others at `guidance_scale`."""
     device = start(threads, log)
     model, options = load_guarded_model(manifest, device, unet_patch, sampling_options, precision)
-    # attacks learn on float32 weights, as in an attack job, also where this job samples in float16 / bfloat16
-    # (sd14's float16 UNet met float32 latents); their files are read back below like an attack job's
-    learner = model if precision == "float32" or not inline else load_guarded_model(manifest, device, unet_patch, sampling_options)[0]
-    for (attack, spec), artefact, record in zip((inline or {}).items(), inline_artefacts, inline_records, strict=True):
-        # an attack adding tokens (embeddings) gets its own text side, as with an attack job's (the generation then
-        # registers the learned file under the prompt set's token name); the others leave the model as they found it
-        attacked = own_text_side(learner) if attacks.get(attack).artefact == "embeds" else learner
-        job = AttackJob(model=attacked, attack=attack, settings=dict(spec["settings"]), concept_text=concept_text, label=label,
-                        templates=list(templates), seed=seed, artefact=artefact, inputs=dict(concept_images=concept_images),
-                        sampling=dict(spec["sampling"]), guards=dict(spec.get("guards") or {}), checkpoint=spec.get("resume_from"))
-        learn(job, record, model_name)
-        logger.info("learned %s on %s", attack, model_name)
+    if inline:
+        # attacks learn on float32 weights, as in an attack job, also where this job samples in float16 / bfloat16
+        # (sd14's float16 UNet met float32 latents); their files are read back below like an attack job's. A float32
+        # copy lives only while they learn (~5 GB of SD 1.4 on the GPU that sampling does not need).
+        learner = model if precision == "float32" else load_guarded_model(manifest, device, unet_patch, sampling_options)[0]
+        learn_inline(learner, inline, inline_artefacts, inline_records, concept_text=concept_text, label=label,
+                     templates=templates, seed=seed, concept_images=concept_images, model_name=model_name)
+        if learner is not model:
+            del learner
+            if device.type == "cuda":
+                import torch
+
+                torch.cuda.empty_cache()
     artefact_of = dict(zip(attack_sets, artefacts, strict=True))
     placeholders = {}  # artefact path -> its tokens' text: a file two sets share is loaded once
     drawn = {}         # (prompts, seeds file) -> images: two sets with the same inputs (white-box and transfer on the base) draw once
@@ -69,6 +70,20 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
         x = drawn[key]
         save_image_set(images_path, x, labels, prompts, seed=seed, guidance_scale=scale)
         save_grid(grid_path, x)
+
+
+def learn_inline(learner, inline: dict, artefacts, records, *, concept_text, label, templates, seed, concept_images, model_name):
+    """Learn each of `inline`'s attacks ({attack: {settings, sampling, guards, resume_from}}) on `learner`, writing its
+    artefact and record."""
+    for (attack, spec), artefact, record in zip(inline.items(), artefacts, records, strict=True):
+        # an attack adding tokens (embeddings) gets its own text side, as with an attack job's (the generation then
+        # registers the learned file under the prompt set's token name); the others leave the model as they found it
+        attacked = own_text_side(learner) if attacks.get(attack).artefact == "embeds" else learner
+        job = AttackJob(model=attacked, attack=attack, settings=dict(spec["settings"]), concept_text=concept_text, label=label,
+                        templates=list(templates), seed=seed, artefact=artefact, inputs=dict(concept_images=concept_images),
+                        sampling=dict(spec["sampling"]), guards=dict(spec.get("guards") or {}), checkpoint=spec.get("resume_from"))
+        learn(job, record, model_name)
+        logger.info("learned %s on %s", attack, model_name)
 
 
 def load_inverted_latents(path: str, num_images: int):
