@@ -172,7 +172,7 @@ def job_intervals(log_text: str) -> list[dict]:
         if m := re.fullmatch(r"\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]", line.strip()):
             stamp = datetime.strptime(" ".join(m.group(1).split()), "%a %b %d %H:%M:%S %Y").timestamp()
             first = stamp if first is None else first
-        elif m := re.fullmatch(r"(?:local)?rule (\S+):", line.strip()):
+        elif stamp is not None and (m := re.fullmatch(r"(?:local)?rule (\S+):", line.strip())):
             pending = (m.group(1), stamp)
         elif pending and (m := re.fullmatch(r"jobid: (\d+)", line.strip())):
             starts[int(m.group(1))] = pending

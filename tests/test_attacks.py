@@ -40,16 +40,19 @@ def test_every_attack_has_its_code_config_block_and_schema_entry():
 
 
 def test_shipped_configs_draw_the_per_method_inversion_sets_above_their_sampler():
-    """CCE attacks Forget-Me-Not at a *higher* guidance scale. config/sd14.yaml overrides config/config.yaml key by key,
-    so a sampler scale raised there (7.5) with the digits' {fmn: 6.0} inherited would draw FMN's inversion set lower."""
+    """CCE attacks Forget-Me-Not at a *higher* guidance scale. config/sd14.yaml overrides config/config.yaml, so a sampler
+    scale raised there (7.5) with the digits' {fmn: 6.0} left in place would draw FMN's inversion set lower."""
     import yaml
     from snakemake.utils import update_config
 
     from conftest import ROOT
+    from unerase.config_layers import keyed_mappings, replace_keyed_mappings
 
     base = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     sd14 = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    update_config(sd14, yaml.safe_load((ROOT / "config/sd14.yaml").read_text()))
+    overlay = yaml.safe_load((ROOT / "config/sd14.yaml").read_text())
+    update_config(sd14, overlay)  # as the workflow combines them (rules/common.smk)
+    replace_keyed_mappings(sd14, [overlay], keyed_mappings(yaml.safe_load((ROOT / "config/schema.yaml").read_text())))
     for name, config in (("config.yaml", base), ("sd14.yaml", sd14)):
         by_method = config["attacks"]["concept_inversion"]["guidance_scale_by_method"]
         assert "fmn" in by_method, name

@@ -91,8 +91,8 @@ def test_the_table_leaves_a_prompt_naming_the_concept_out_of_its_column():
 
 
 def test_generation_draws_the_prompts_in_turn_on_the_audited_model(sd_layout_dir, tmp_path):
-    """On SD 1.4's layout (random weights): image i is prompt i mod P from seed seed + i, the same draw as sampling the
-    prompt alone; a UNet patch changes the images (the erased model is the one drawn)."""
+    """On SD 1.4's layout (random weights): image i is prompt i mod P from the run's derived seed i, the same draw as
+    sampling the prompt alone; a UNet patch changes the images (the erased model is the one drawn)."""
     from unerase.components import load_components, save_unet_patch
     from unerase.sampling import generate as sample
     from unerase.steps import base_model
@@ -103,7 +103,9 @@ def test_generation_draws_the_prompts_in_turn_on_the_audited_model(sd_layout_dir
     control_task.generate(manifest=str(manifest), images=str(tmp_path / "base.safetensors"), grid=str(tmp_path / "base.png"), **settings)
     x, labels, meta = load_image_set(tmp_path / "base.safetensors")
     assert meta["prompts"] == ["art by Picasso", "garbage truck", "art by Picasso"] and labels.tolist() == [-1] * 3
-    alone = sample(load_components(str(sd_layout_dir)), ["garbage truck"], [6], 3.0, 2, 1)
+    from unerase.seeding import derived
+
+    alone = sample(load_components(str(sd_layout_dir)), ["garbage truck"], [derived(5, 1)], 3.0, 2, 1)
     assert torch.equal(x[1:2], alone)
     unet = load_components(str(sd_layout_dir)).unet
     name = next(n for n in unet.state_dict() if n.endswith("attn2.to_k.weight"))

@@ -63,8 +63,9 @@ def pipeline_config_fixes(scheduler, unet) -> list[str]:
     every predicted x0 latent to [-1, 1]: most SD latents lie beyond it), and a UNet config older than diffusers 0.9 with
     `sample_size` below 64 (256-px latents for a 512-px model). Copies of SD 1.4 saved by diffusers 0.2-0.8 have them.
     Returns the fixes made (logged)."""
+    import re
+
     from diffusers.utils import logging as diffusers_logging
-    from packaging import version
 
     fixes = []
     if getattr(scheduler.config, "steps_offset", 1) != 1:
@@ -75,7 +76,8 @@ def pipeline_config_fixes(scheduler, unet) -> list[str]:
         scheduler.register_to_config(clip_sample=False)
     made_by = getattr(unet.config, "_diffusers_version", None)
     size = getattr(unet.config, "sample_size", None)
-    if made_by and isinstance(size, int) and size < 64 and version.parse(version.parse(made_by).base_version) < version.parse("0.9.0.dev0"):
+    release = tuple(int(n) for n in re.findall(r"\d+", made_by or "")[:2])
+    if release and isinstance(size, int) and size < 64 and release < (0, 9):
         fixes.append(f"unet sample_size {size} -> 64 (config of diffusers {made_by})")
         unet.register_to_config(sample_size=64)
     for fix in fixes:

@@ -30,8 +30,9 @@ class ResNet50:
             raise ValueError(f"{weights}: not a torchvision ResNet-50 state dict ({type(err).__name__}: {str(err)[:120]})") from None
         self.model.eval()
         self.min_confidence = min_confidence
-        # the file's own evaluation transform, as ESD's eval-scripts/imageclassify.py applies it (weights.transforms():
-        # the shorter side to 256 for V1 / 232 for V2, then the centre 224 crop; squeezing the whole image to 224 differs)
+        # the file's own evaluation transform, as ESD's eval-scripts/imageclassify.py applies its weights' (it uses
+        # DEFAULT = V2; sd14 ships V1, torchvision's pretrained=True): the shorter side to 256 for V1 / 232 for V2, then
+        # the centre 224 crop (squeezing the whole image to 224 differs)
         self.transform = getattr(torchvision.models.ResNet50_Weights, tag).transforms()
         self.fingerprint = dict(name="ResNet-50 ImageNet top-1", weights=str(weights), weights_tag=f"torchvision {tag}",
                                 sha256=file_sha256(str(weights)), threshold=min_confidence, classes="ImageNet-1k indices",

@@ -41,8 +41,11 @@ def run(*, manifest, images, grids, prompt_sets, concept_text, label, classes, t
         if learner is not model:
             del learner
             if device.type == "cuda":
+                import gc
+
                 import torch
 
+                gc.collect()  # a reference cycle left by the learning would otherwise keep the copy until later
                 torch.cuda.empty_cache()
     artefact_of = dict(zip(attack_sets, artefacts, strict=True))
     placeholders = {}  # artefact path -> its tokens' text: a file two sets share is loaded once
