@@ -551,8 +551,9 @@ _check_scoring_files()
 
 
 def search_evaluator_settings():
-    """The evaluator's settings for the task vector's alpha search: its own block, without evaluation.min_confidence
-    (the digit CNN's threshold; the search reads its argmax), so a threshold change re-runs no erasure."""
+    """The evaluator's settings for the jobs that search or probe with it (task-vector alpha, memories): its own block,
+    without evaluation.min_confidence (the digit CNN's threshold; these read its top-1), so a threshold change re-runs
+    no erasure and no memories probe."""
     return {k: v for k, v in evaluator_settings().items() if k != "min_confidence"}
 
 

@@ -22,7 +22,9 @@ rule memories:
         code=package_code("memories.py", lambda wc: [m for model in AUDITED_MODELS for m in guard_modules(model)] + [
             EVALUATOR_MODULE]),
         evaluator=EVALUATOR,
-        evaluator_settings=evaluator_settings(),  # a reconstruction shows the concept where the evaluator counts a hit
+        # a reconstruction shows the concept where the evaluator's top-1 is it; without evaluation.min_confidence, so a
+        # threshold change re-runs no probe that takes hours on SD 1.4
+        evaluator_settings=search_evaluator_settings(),
         models=AUDITED_MODELS,
         patches=probe_patch_list(AUDITED_MODELS),
         guards=probe_guards(AUDITED_MODELS),

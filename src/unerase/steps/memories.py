@@ -34,8 +34,8 @@ def run(*, manifest, concept_images, reference_images, record, models, patches, 
     """`models[i]` is audited with UNet patch `patches[i]` ("" for none) and guard options `guards[i]`;
     `patch_inputs` are the same patches as the job's named inputs (what makes Snakemake wait for them). A
     reconstruction shows the concept where the configured `evaluator` (unerase.evaluators, with `evaluator_settings`
-    and the digit CNN's weights `classifier`) counts it a hit, as in every cell's accuracy (ResNet-50: top-1, where
-    the probability may be far below 0.5 over 1,000 classes). `checkpoint`: where
+    and the digit CNN's weights `classifier`; the rule passes no min_confidence) counts it a hit: its top-1, as in
+    every cell's accuracy (ResNet-50's top-1 probability may be far below 0.5 over 1,000 classes). `checkpoint`: where
     the job keeps what it has done (the VAE fit, each model's results), so a killed job resumes there."""
     device = start(threads, log)
     base = load_model(manifest, device)
