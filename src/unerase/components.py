@@ -17,6 +17,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from .adapters import eraser_rank, install_erasers
 from .atomic import atomic_path
 from .base_model_check import SUBFOLDERS, BaseModelMissing, _missing_message, check_base_model  # noqa: F401 - re-exported
+from .progress import log
 
 
 @dataclass
@@ -65,8 +66,6 @@ def pipeline_config_fixes(scheduler, unet) -> list[str]:
     Returns the fixes made (logged)."""
     import re
 
-    from diffusers.utils import logging as diffusers_logging
-
     fixes = []
     if getattr(scheduler.config, "steps_offset", 1) != 1:
         fixes.append(f"scheduler steps_offset {scheduler.config.steps_offset} -> 1")
@@ -81,7 +80,7 @@ def pipeline_config_fixes(scheduler, unet) -> list[str]:
         fixes.append(f"unet sample_size {size} -> 64 (config of diffusers {made_by})")
         unet.register_to_config(sample_size=64)
     for fix in fixes:
-        diffusers_logging.get_logger("unerase").warning("outdated SD config corrected as StableDiffusionPipeline does: %s", fix)
+        log.warning("outdated SD config corrected as StableDiffusionPipeline does: %s", fix)
     return fixes
 
 

@@ -27,7 +27,7 @@ import random
 
 import torch
 
-from .seeding import derived, image_seeds
+from .seeding import image_seeds
 from .text import name_embedding
 
 
@@ -112,7 +112,7 @@ def screening_seeds(seed: int, point: int, images: int) -> list[int]:
 
 def confirmation_seeds(seed: int, images: int, offset: int = 1_000_000) -> list[int]:
     """Fresh seeds for the held-out estimate, disjoint from every screening seed below `offset`."""
-    return [derived(seed, offset + j) for j in range(images)]
+    return image_seeds(seed, images, start=offset)
 
 
 def draw(components, tokens: list[str], vectors: torch.Tensor, seeds: list[list[int]], *, template: str, guidance_scale: float,

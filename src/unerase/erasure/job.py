@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from ..components import Components
 from ..diffusion import LatentBank
+from ..prompts import class_text
 
 
 @dataclass
@@ -44,7 +45,7 @@ class ErasureJob:
                     shared=self.shared)
 
     def other_classes(self) -> list[str]:
-        return [name.replace("_", " ") for name, lab in sorted(self.classes.items(), key=lambda kv: kv[1]) if lab != self.label]
+        return [class_text(name) for name, lab in sorted(self.classes.items(), key=lambda kv: kv[1]) if lab != self.label]
 
 
 @dataclass

@@ -116,13 +116,18 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
     control_texts = control_task_texts(job, s, num_images) if by_es else []
     control_similarity = clip_similarity.load_prompt_similarity(job.shared["evaluation.control_task"]["clip"]) if control_texts else None
 
-    def score(alpha: float) -> dict:
+    def drawn(alpha: float, prompt_set: str):
+        """θ − α·τ's images of `prompt_set` on the run's seeds, and the evaluator's scores of them."""
         sampler.unet.load_state_dict(negate(base, tau, alpha), strict=False)
+        prompts, labels = sets[prompt_set]
+        x = generate(sampler, prompts, seeds, sampling["guidance_scale"], sampling["num_steps"], sampling["batch_size"])
+        return x, scorer.score(x, torch.tensor(labels))
+
+    def score(alpha: float) -> dict:
         out, probability = {}, {}
         for prompt_set, key in (("name", "target"), ("control", "control")) + ((("diverse", "diverse"),) if by_es else ()):
             prompts, labels = sets[prompt_set]
-            x = generate(sampler, prompts, seeds, sampling["guidance_scale"], sampling["num_steps"], sampling["batch_size"])
-            scores = scorer.score(x, torch.tensor(labels))
+            x, scores = drawn(alpha, prompt_set)
             out[key] = float(scores.hit.float().mean())
             # the Erasure Score reads the name's and the embeddings' images only
             use_similarity = similarity is not None and prompt_set != "control"
@@ -140,10 +145,7 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
     # the control bound: absolute, or a fraction of the base model's own control accuracy on the same seeds (alpha 0)
     bound = dict(min_control_accuracy=s["min_control_accuracy"])
     if s.get("min_control_of_base") is not None:
-        sampler.unet.load_state_dict(negate(base, tau, 0.0), strict=False)
-        prompts, labels = sets["control"]
-        x = generate(sampler, prompts, seeds, sampling["guidance_scale"], sampling["num_steps"], sampling["batch_size"])
-        base_control = float(scorer.score(x, torch.tensor(labels)).hit.float().mean())
+        base_control = float(drawn(0.0, "control")[1].hit.float().mean())
         bound = dict(min_control_accuracy=s["min_control_of_base"] * base_control, min_control_of_base=s["min_control_of_base"],
                      base_control=base_control)
         log.info("task vector: the base model's control accuracy %.3f, bound %.3f", base_control, bound["min_control_accuracy"])
