@@ -20,6 +20,7 @@ rule attack_embeddings:
     params:
         code=package_code("attack.py", attack_modules),
         **ATTACK_PARAMS,
+    priority: PRIORITY["upstream"]
     threads: RES["threads"]
     resources:
         **heavy(),

@@ -19,6 +19,7 @@ rule train_vae:
         kl_weight=EMB["vae"]["kl_weight"],
         seed=config["seed"],
         checkpoint=checkpoint_path("train_vae", "vae"),
+    priority: PRIORITY["base"]
     threads: RES["threads"]
     resources:
         **heavy(),
@@ -43,6 +44,7 @@ rule train_text_to_image:
         seed=config["seed"],
         checkpoint=checkpoint_path("train_text_to_image", "model"),
         **EMB["text_to_image"],
+    priority: PRIORITY["base"]
     threads: RES["base_model_threads"]  # it runs alone in the DAG (nothing else needs it done yet)
     resources:
         **heavy(),
@@ -54,6 +56,7 @@ rule train_text_to_image:
 
 rule base_model:
     localrule: True
+    priority: PRIORITY["base"]
     input:
         unpack(base_model_inputs),
     output:
@@ -84,6 +87,7 @@ rule train_classifier:
         code=package_code("train_classifier.py"),
         seed=config["seed"],
         **EMB["classifier"],
+    priority: PRIORITY["base"]
     threads: RES["threads"]
     resources:
         **light(),

@@ -108,6 +108,11 @@ def control_task_images(concept, model):
 # "tv" is the task-vector model at the alpha its erase job chose.
 AUDITED_MODELS = ["base"] + METHODS
 RES = config["resources"]
+# Scheduling order among ready jobs: the stages others wait on first (the base model, concept images, then the fine-tune, the base's
+# attacks and the erasures), generation after them, the quick summaries last. Without it Snakemake picked among ready
+# jobs in no useful order and one concept's Selective Amnesia started last, so its erase job, generation and memories
+# probe ran one after another with a core idle (bench/dag_cost.py timeline). Order only: no job's output changes.
+PRIORITY = dict(base=50, concept_images=40, upstream=30, erase=20, generate=10, probe=5)
 # The scoring jobs (evaluate, score_control_task): on the embedded default a small CNN and CLIP over 8 x 8 digits take
 # seconds, less than a cluster submission, so they run in the Snakemake process; with a pretrained model they score
 # thousands of 512-pixel images with ResNet-50, CLIP and Inception: compute jobs of their own (on the CPU, where the

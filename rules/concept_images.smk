@@ -20,6 +20,7 @@ rule concept_images:
         seed=config["seed"],
         real_images=lambda wc: config["real_images"].get(wc.concept),
         **config["sampling"],
+    priority: PRIORITY["concept_images"]
     threads: RES["threads"]
     resources:
         **heavy(),

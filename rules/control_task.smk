@@ -25,6 +25,7 @@ rule generate_control_task:
         seed=config["seed"],
         sampling_options=sampling_options,
         **config["sampling"],
+    priority: PRIORITY["generate"]
     threads: RES["threads"]
     resources:
         **heavy(),

@@ -29,6 +29,7 @@ rule erase:
         seed=config["seed"],
         checkpoint=checkpoint_path("erase", "{concept}", "{method}"),
         evaluator=erasure_evaluator,
+    priority: PRIORITY["erase"]
     threads: RES["threads"]
     resources:
         **heavy(),
@@ -57,6 +58,7 @@ rule finetune_on_concept:
         grad_clip=TV["grad_clip"],
         seed=config["seed"],
         checkpoint=checkpoint_path("finetune_on_concept", "{concept}"),
+    priority: PRIORITY["upstream"]
     threads: RES["threads"]
     resources:
         **heavy(),

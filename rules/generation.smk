@@ -35,6 +35,7 @@ for _name, _inline, _models in generation_groups():
             sampling_options=sampling_options,
             guidance_by_set=guidance_by_set,
             **GENERATION_PARAMS,
+        priority: PRIORITY["generate"]
         threads: RES["threads"]
         resources:
             **heavy(),

@@ -36,6 +36,7 @@ rule memories:
         batch_size=config["sampling"]["batch_size"],
         seed=config["seed"],
         checkpoint=checkpoint_path("memories", "{concept}"),
+    priority: PRIORITY["probe"]
     threads: RES["threads"]
     resources:
         **heavy(),
@@ -73,6 +74,7 @@ rule safety_grid:
         guidance_scale=config["sampling"]["guidance_scale"],
         batch_size=config["sampling"]["batch_size"],
         seed=config["seed"],
+    priority: PRIORITY["probe"]
     threads: RES["threads"]
     resources:
         **heavy(),

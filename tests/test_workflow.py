@@ -592,3 +592,32 @@ def test_an_overriding_config_replaces_the_class_set_instead_of_joining_it(tmp_p
     assert config["classes"] == {"zero": 0, "one": 1, "two": 2}
     # without an override the defaults stand
     assert planned_config()["classes"] == yaml.safe_load((ROOT / "config/config.yaml").read_text())["classes"]
+
+
+def rule_priorities_by_stage(*configfiles) -> dict[str, dict[str, int]]:
+    """Each rule's scheduling priority, grouped by the stage its first output belongs to (the folder under results/)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, ResourceSettings
+
+    with SnakemakeApi() as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=ROOT / "Snakefile", workdir=ROOT,
+                                config_settings=ConfigSettings(configfiles=[Path(f) for f in configfiles]))._workflow
+        stages = {}
+        for rule in workflow.rules:
+            if rule.output:
+                stages.setdefault(str(rule.output[0]).split("/")[1], {})[rule.name] = rule.priority
+        return stages
+
+
+def test_jobs_others_wait_on_are_scheduled_first():
+    """Among ready jobs Snakemake runs the higher priority first: training (base model, concept images, fine-tune,
+    attacks on the base, erasures) before generation, generation before the probes, the summaries last, so the DAG
+    does not end with one concept's erase job, its generation and its probe running one after another on one core.
+    A new training rule without a priority fails here (it would sit with the summaries)."""
+    stages = rule_priorities_by_stage(ROOT / "config/config.yaml")
+    order = [("embedded", "evaluator", "base_model"), ("concept_images",), ("finetuned", "attacks"), ("erased",),
+             ("generations",), ("probes",)]
+    ranked = [[p for stage in group for p in stages.pop(stage).values()] for group in order]
+    ranked.append([p for rules in stages.values() for p in rules.values()])  # metrics, tables, figures, report
+    for higher, lower in zip(ranked, ranked[1:]):
+        assert min(higher) > max(lower), (ranked, higher, lower)
