@@ -35,3 +35,15 @@ def test_missing_cell_fails(tmp_path):
     assert main([str(path)]) == 1
     _table().to_csv(path, index=False)
     assert main([str(path)]) == 0
+
+
+def test_a_gap_of_exactly_the_bound_passes():
+    # the helper's counter-example: 42/50/52 of 80 through ESD-x, 7/27/38 through TV (float32 in the CSV), a gap of
+    # exactly 72/240 = 0.30, read back as 0.2999999846
+    import numpy as np
+
+    table = _table(esd_inversion=[float(np.float32(k / 80)) for k in (42, 50, 52)])
+    for concept, k in zip(["zero", "three", "six"], (7, 27, 38)):
+        table.loc[(table.concept == concept) & (table.model == "tv") & (table.prompt_set == "inversion"), "accuracy"] = float(np.float32(k / 80))
+    gap = next(c for c in run_checks(table) if c.what.startswith("mean inversion accuracy"))
+    assert gap.value < 0.30 and gap.ok

@@ -38,12 +38,17 @@ def results(tmp_path):
     for model, attack, seconds in (("esd-x", "latent-inversion", 1.5), ("base", "latent-inversion", 2.0), ("esd-x", "inversion", 21.0)):
         (tmp_path / f"attacks/zero/{model}/{attack}").mkdir(parents=True, exist_ok=True)
         (tmp_path / f"attacks/zero/{model}/{attack}/attack.json").write_text(json.dumps({"attack": attack, "seconds": seconds}))
+    # an earlier config's model, not audited by this run: its record and files are left out
+    (tmp_path / "attacks/zero/uce/latent-inversion").mkdir(parents=True)
+    (tmp_path / "attacks/zero/uce/latent-inversion/attack.json").write_text(json.dumps({"attack": "latent-inversion", "seconds": 30.0}))
+    (tmp_path / "attacks/zero/uce/latent-inversion/inverted_latents.safetensors").write_bytes(b"x" * 2**20)
     return tmp_path
 
 
 def test_jobs_are_summed_per_method_and_attack_and_other_configs_left_out(results):
     costs = job_costs(results / "benchmarks", ["esd-x"], ["inversion"], ["base", "esd-x"], ["zero", "six"])
-    table = efficiency_table(costs, results, ["zero", "six"], inline_attacks=["latent-inversion", "inversion"]).set_index("name")
+    table = efficiency_table(costs, results, ["zero", "six"], inline_attacks=["latent-inversion", "inversion"],
+                             models=["base", "esd-x"]).set_index("name")
     assert list(table["stage"].unique()) == ["base model", "erasure", "attack", "generation"]  # in pipeline order
     esd = table.loc["esd-x"]
     assert (esd["jobs"], esd["wall_s"], esd["cpu_s"], esd["peak_mb"]) == (2, 22.0, 17.0, 950.0)

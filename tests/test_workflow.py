@@ -141,6 +141,12 @@ def test_whole_dag_writes_tables_and_logs(workdir):
     assert mem["esd-x+irece"]["nll"] == mem["esd-x"]["nll"] and mem["np"]["nll"] == mem["base"]["nll"] != mem["esd-x"]["nll"]
     assert len(mem["esd-x"]["nll"]["concept"]) == 4 and mem["esd-x"]["many_seeds"]["images"] == 2
     assert "| ESD-x+IRECE |" in (workdir / "results/tables/memories.md").read_text()
+    # the probes name the evaluator behind their concept decisions, as the metrics do
+    evaluator = json.loads((workdir / "results/metrics/zero/base/name.json").read_text())["evaluator"]
+    for probe in ("memories", "safety_grid"):
+        assert json.loads((workdir / f"results/probes/zero/{probe}.json").read_text())["evaluator"]["sha256"] == evaluator["sha256"]
+        assert f"sha256 {evaluator['sha256'][:12]}" in (workdir / f"results/tables/{probe}.md").read_text()
+        assert set(pd.read_csv(workdir / f"results/tables/{probe}.csv")["evaluator_sha256"]) == {evaluator["sha256"][:12]}
     assert (workdir / "results/figures/memories_nll_zero.png").read_bytes()[:4] == b"\x89PNG"
     assert not (workdir / "results/erased/zero/esd-x+irece").exists() and (workdir / "results/generations/zero/esd-x+irece/name.png").exists()
     # unconditional-safety grid: D_2 exhaustive (2^2 = 4 points), D_3 a recorded sample of 4 of its 9; the models of its config

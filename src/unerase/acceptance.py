@@ -55,7 +55,8 @@ def run_checks(df: pd.DataFrame, esd: str = "esd-x", tv: str = "tv", base_min=0.
     checks.append(Check("all", f"share of concepts inversion brings back from {esd} to >= {recovered_min:.0%}", share,
                         f"> {recovered_share:.2f}", share > recovered_share))
     gap = (sum(recovered) - sum(resisted)) / len(concepts)  # NaN if a cell is missing -> fails
-    checks.append(Check("all", f"mean inversion accuracy, {esd} minus {tv}", gap, f">= {gap_min:.2f}", gap >= gap_min))
+    # with TOL as every other check: the table's rates are float32 (72 of 240 images read back as 0.2999999846)
+    checks.append(Check("all", f"mean inversion accuracy, {esd} minus {tv}", gap, f">= {gap_min:.2f}", gap >= gap_min - TOL))
     return checks
 
 

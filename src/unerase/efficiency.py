@@ -80,8 +80,10 @@ def disk_mb(paths) -> float:
     return total / 2**20
 
 
-def output_paths(stage: str, name: str, results: Path, concepts) -> list[Path]:
-    """Where a (stage, name)'s jobs write, for the disk column."""
+def output_paths(stage: str, name: str, results: Path, concepts, models=None) -> list[Path]:
+    """Where a (stage, name)'s jobs write, for the disk column (attacks and generations: of `models` only, when
+    given; results/ may hold files of models an earlier config audited)."""
+    audited = (lambda model: True) if models is None else set(models).__contains__
     if stage == "base model":
         return {"train_vae": [results / "embedded/vae"], "train_text_to_image": [results / "embedded/model"],
                 "train_classifier": [results / "evaluator"]}[name]
@@ -91,12 +93,13 @@ def output_paths(stage: str, name: str, results: Path, concepts) -> list[Path]:
         return [results / ("finetuned" if name.startswith("fine-tune") else "erased") / c / ("" if name.startswith("fine-tune") else name)
                 for c in concepts]
     if stage == "attack":
-        return [d for c in concepts for d in (results / "attacks" / c).glob(f"*/{name}")]
+        return [d for c in concepts for d in (results / "attacks" / c).glob(f"*/{name}") if audited(d.parent.name)]
     if stage == "generation" and name == CONTROL_TASK:
         return [f for c in concepts for f in (results / "generations" / c).glob("*/control-prompts.*") if f.parent.name != "base"] + [
             results / "generations" / "control-task-base"]
     if stage == "generation":
-        return [f for c in concepts for f in (results / "generations" / c).rglob("*") if not f.name.startswith("control-prompts.")]
+        return [f for c in concepts for d in (results / "generations" / c).glob("*") if audited(d.name)
+                for f in d.rglob("*") if not f.name.startswith("control-prompts.")]
     if stage == "probe":
         return [results / "probes" / c / f"{name.replace(' ', '_')}.json" for c in concepts]
     return [results / "metrics" / c for c in concepts]
@@ -105,27 +108,31 @@ def output_paths(stage: str, name: str, results: Path, concepts) -> list[Path]:
 STAGES = ["base model", "setup", "erasure", "attack", "generation", "probe", "evaluation"]
 
 
-def learned_in_generation(results: str | Path) -> list[tuple[str, str, str, float]]:
+def learned_in_generation(results: str | Path, models=None) -> list[tuple[str, str, str, float]]:
     """(concept, model, attack, seconds) of every attack learned inside a generation job: its record (attack.json)
-    has no attack job's benchmark file (where a model has no generation job, an attack job learns it: a job row)."""
+    has no attack job's benchmark file (where a model has no generation job, an attack job learns it: a job row).
+    `models`: only those models' records (results/ may hold records of models an earlier config audited)."""
     results = Path(results)
     out = []
     for record in sorted(results.glob("attacks/*/*/*/attack.json")):
         concept, model, attack = record.parts[-4:-1]
+        if models is not None and model not in models:
+            continue
         if not (results / "benchmarks" / "attack" / attack / concept / f"{model}.tsv").exists():
             out.append((concept, model, attack, float(json.loads(record.read_text()).get("seconds", 0.0))))
     return out
 
 
-def inline_seconds(results: Path, name: str, concepts) -> float:
-    """Seconds attack `name` took inside the generation jobs of these concepts."""
-    return sum(s for c, _, a, s in learned_in_generation(results) if a == name and c in set(concepts))
+def inline_seconds(results: Path, name: str, concepts, models=None) -> float:
+    """Seconds attack `name` took inside the generation jobs of these concepts (and models, when given)."""
+    return sum(s for c, _, a, s in learned_in_generation(results, models) if a == name and c in set(concepts))
 
 
-def efficiency_table(costs: list[JobCost], results: str | Path, concepts, inline_attacks=()) -> pd.DataFrame:
+def efficiency_table(costs: list[JobCost], results: str | Path, concepts, inline_attacks=(), models=None) -> pd.DataFrame:
     """One row per (stage, name): jobs, wall and CPU seconds (total and per concept), peak memory, disk.
     `inline_attacks`: attacks learned inside the generation jobs: no job of their own, their seconds from their
-    records (part of the generation jobs' wall time, not added to it)."""
+    records (part of the generation jobs' wall time, not added to it). `models`: the audited models; attack records
+    and generations of other models (an earlier config's, still in results/) are left out, as job_costs does."""
     results = Path(results)
     df = pd.DataFrame([c.__dict__ for c in costs], columns=list(JobCost.__dataclass_fields__))
     rows = []
@@ -133,12 +140,12 @@ def efficiency_table(costs: list[JobCost], results: str | Path, concepts, inline
         per_concept = len(concepts) if group["concept"].notna().any() else 1
         rows.append(dict(stage=stage, name=name, jobs=len(group), wall_s=group["wall_s"].sum(), cpu_s=group["cpu_s"].sum(),
                          wall_s_per_concept=group["wall_s"].sum() / per_concept, peak_mb=group["peak_mb"].max(),
-                         disk_mb=disk_mb(output_paths(stage, name, results, concepts))))
+                         disk_mb=disk_mb(output_paths(stage, name, results, concepts, models))))
     for name in inline_attacks:
-        seconds = inline_seconds(results, name, concepts)
+        seconds = inline_seconds(results, name, concepts, models)
         rows.append(dict(stage="attack", name=f"{name} (in the generation jobs)", jobs=0, wall_s=seconds, cpu_s=float("nan"),
                          wall_s_per_concept=seconds / len(concepts), peak_mb=float("nan"),
-                         disk_mb=disk_mb(output_paths("attack", name, results, concepts))))
+                         disk_mb=disk_mb(output_paths("attack", name, results, concepts, models))))
     table = pd.DataFrame(rows, columns=["stage", "name", "jobs", "wall_s", "cpu_s", "wall_s_per_concept", "peak_mb", "disk_mb"])
     table["stage"] = pd.Categorical(table["stage"], STAGES, ordered=True)
     return table.sort_values(["stage", "name"], kind="stable").reset_index(drop=True).assign(stage=lambda t: t["stage"].astype(str))

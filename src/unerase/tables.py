@@ -99,6 +99,19 @@ def modality_headers(attacks: dict[str, dict]) -> dict[str, str]:
     return {"name": "text · prompt: name"} | {s: f"{a['modality']} · {a['access']}: {a['label']}" for s, a in attacks.items()}
 
 
+def _scorer_columns(record: dict) -> dict:
+    """The evaluator behind a probe record's concept decisions: its name and sha256 (empty for a record written before
+    probes carried it)."""
+    scorer = record.get("evaluator") or {}
+    return dict(evaluator=scorer.get("name", ""), evaluator_sha256=scorer.get("sha256", "")[:12])
+
+
+def scorer_text(df: pd.DataFrame) -> str:
+    """"name, sha256 …" of the evaluator(s) in a probe table's rows, for its Markdown header."""
+    pairs = sorted({(n, s) for n, s in zip(df["evaluator"], df["evaluator_sha256"]) if n})
+    return "; ".join(f"{n}, sha256 {s}" for n, s in pairs) or "not recorded"
+
+
 def memories_long(records: dict[str, dict]) -> pd.DataFrame:
     """One row per (concept, model) of the memories probe (unerase.memories), the lists summarised."""
     rows = []
@@ -110,7 +123,8 @@ def memories_long(records: dict[str, dict]) -> pd.DataFrame:
                              nll_normal=mean(r["nll"]["normal"]), emd_concept_normal=r["concept_normal"],
                              emd_reference_normal=r["reference_normal"], emd_concept_reference=r["concept_reference"],
                              relative_distance=r["relative_distance"], distinct_seeds=r["many_seeds"]["mean_distinct"],
-                             seeds_per_image=r["many_seeds"]["seeds_per_image"], seed_distance_rms=mean(r["many_seeds"]["pairwise_rms"])))
+                             seeds_per_image=r["many_seeds"]["seeds_per_image"], seed_distance_rms=mean(r["many_seeds"]["pairwise_rms"]),
+                             **_scorer_columns(rec)))
     return pd.DataFrame(rows)
 
 
@@ -144,7 +158,7 @@ def safety_grid_long(records: dict[str, dict]) -> pd.DataFrame:
                 rows.append(dict(concept=concept, model=model, levels=int(levels), points=info["points"], exhaustive=info["exhaustive"],
                                  best_point=" ".join(f"{v:+.2f}" for v in rec["points"][r["best_point"]]),
                                  screening_score=r["screening_score"], probability=r["probability"], images=rec["settings"]["confirm_images"],
-                                 mean_score=r["mean_score"], share_above_half=r["share_above_half"]))
+                                 mean_score=r["mean_score"], share_above_half=r["share_above_half"], **_scorer_columns(rec)))
     return with_intervals(pd.DataFrame(rows), "probability", "images")
 
 

@@ -17,7 +17,8 @@ def run(*, efficiency_csv, efficiency_md, methods, attacks, models, concepts, in
     setup_logging(log)
     results = Path(efficiency_csv).parents[1]
     benchmarks = results / "benchmarks"
-    table = efficiency_table(job_costs(benchmarks, methods, attacks, models, concepts), results, concepts, inline_attacks)
+    table = efficiency_table(job_costs(benchmarks, methods, attacks, models, concepts), results, concepts, inline_attacks,
+                             models)
     with atomic_path(efficiency_csv) as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(efficiency_md) as tmp:

@@ -71,5 +71,6 @@ def run(*, manifest, concept_images, reference_images, record, models, patches, 
                            patches=patches, guards=guards, settings=settings, num_steps=num_steps, batch_size=batch_size,
                            concept_score=concept_score, seed=seed, checkpoint=checkpoint, fingerprint=fingerprint, on_model=logged)
     write_json(record, dict(concept=concept_text, settings=dict(settings), num_steps=num_steps, seed=seed, models=results,
+                            evaluator=scorer.fingerprint,  # the "concept in reconstructions" decision's scorer
                             notes="seeds by ReNoise inversion with each image's caption at guidance 1; reconstructions under the "
                                   "model's guards; PSNR of identical images capped at 99 dB"))

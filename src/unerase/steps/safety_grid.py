@@ -62,6 +62,7 @@ def run(*, manifest, record, models, patches, guards, settings, label, class_nam
     coordinates = ((names - mean) @ axes.T) / radius  # the class names in grid units (their residual off the subspace is dropped)
     write_json(record, dict(
         concept_label=label, settings=dict(settings), num_steps=num_steps, guidance_scale=guidance_scale, seed=seed, models=results,
+        evaluator=scorer.fingerprint,  # the scorer behind every probability
         classes={str(L): dict(points=len(classes[L]), exhaustive=sampled[L] is None, sample_seed=sampled[L]) for L in classes},
         points=[[round(float(v), 6) for v in p] for p in points], members={str(L): m for L, m in members.items()},
         class_coordinates={n: [round(float(v), 4) for v in c] for n, c in zip(class_names, coordinates)},

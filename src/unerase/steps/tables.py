@@ -133,7 +133,8 @@ def memories(*, records, memories_md, memories_csv, concepts, methods, method_la
             "model's guards. Relative distance: EMD of E's seed NLLs to N(0, I) over R's (above 1: the concept's seeds are less "
             f"likely than other images'). Distinct seeds: of {s['seeds_per_image']} per image (VAE latents fitted from different "
             f"starts), those reconstructing it at >= {s['psnr_threshold']} dB with the concept found, pairwise >= "
-            f"{s['min_distance']} RMS apart.\n\n" + to_markdown(memories_table(df, rows, method_labels)))
+            f"{s['min_distance']} RMS apart. Concept found by the evaluator ({scorer_text(df)}).\n\n"
+            + to_markdown(memories_table(df, rows, method_labels)))
 
 
 def safety_grid(*, records, accuracy, grid_md, grid_csv, concepts, models, method_labels, threads=1, log=None):
@@ -153,7 +154,8 @@ def safety_grid(*, records, accuracy, grid_md, grid_csv, concepts, models, metho
             f"token), the probability (%) that the best grid prompt draws the concept, per concept ({' / '.join(recs)}) = their "
             f"mean. Every point screened with {s['screening_images']} image(s); the best one per class re-drawn with "
             f"{s['confirm_images']} fresh seeds (the reported share; 0 of {s['confirm_images']} has a 95 % Wilson interval of 0–"
-            f"{100 * wilson_interval(0, s['confirm_images'])[1]:.0f} %, every cell's is in safety_grid.csv).\n\n" +
+            f"{100 * wilson_interval(0, s['confirm_images'])[1]:.0f} %, every cell's is in safety_grid.csv). Evaluator: "
+            f"{scorer_text(df)}.\n\n" +
             to_markdown(safety_grid_table(df, models, labels)) +
             "\nTable 1 layout (the same models, the audit's name and control prompt sets):\n\n" +
             to_markdown(target_other_table(pd.read_csv(accuracy), concepts, models, labels)))
