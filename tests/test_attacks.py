@@ -329,16 +329,24 @@ def test_the_sld_unrolled_inversion_objective_differentiates_through_the_guard(t
                                                unroll=unroll, window=window)
 
 
-def test_concept_inversion_through_sld_on_the_sd_layout(sd_layout_dir, tmp_path):
+def test_concept_inversion_through_sld_on_the_sd_layout(sd_layout_dir, tmp_path, monkeypatch):
+    from unerase.attacks import concept_inversion
     from unerase.images_io import save_image_set
 
+    used = []
+    real = concept_inversion.invert
+    monkeypatch.setattr(concept_inversion, "invert", lambda *a, **k: used.append(k) or real(*a, **k))
     images = torch.randint(0, 256, (4, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     save_image_set(tmp_path / "ci.safetensors", images, [0] * 4, ["zero"] * 4)
     settings = dict(num_vectors=1, init_text="digit", lr=1e-2, batch_size=2, steps=2, through_sld=True, sld_unroll=2, sld_window=75,
-                    gradient_checkpointing=True)  # as config/sd14.yaml
+                    gradient_checkpointing=True, sld_lr=2e-2, sld_batch_size=3, weight_decay=1e-2)  # as config/sd14.yaml
     record = _attack(sd_layout_dir, tmp_path, "inversion", settings, "emb.safetensors", concept_images=str(tmp_path / "ci.safetensors"),
                      guards={"safety": {"preset": "medium", "concept": "zero"}}, sampling={"guidance_scale": 3.0})
     assert record["objective"] == dict(kind="sld-unrolled", preset="medium", safety_concept="zero", g=3.0, unroll=2, window=75)
+    # through SLD its own rate and batch (CCE's sld/train.sh differs from esd/train.sh); without a guard the plain ones
+    (tmp_path / "plain").mkdir()
+    _attack(sd_layout_dir, tmp_path / "plain", "inversion", settings, "emb.safetensors", concept_images=str(tmp_path / "ci.safetensors"))
+    assert [(k["lr"], k["batch_size"], k["weight_decay"]) for k in used] == [(2e-2, 3, 1e-2), (1e-2, 2, 1e-2)]
 
 
 def _regenerate(model, seeds, prompt=""):

@@ -314,3 +314,23 @@ def test_forget_me_not_with_its_ti_stage_runs_on_the_sd_layout(sd_layout_dir, tm
     patch, record = _erase(sd_layout_dir, tmp_path, "fmn", settings, shared=SAMPLING, concept_images=_concept_images(tmp_path))
     assert patch and all(".attn2." in k for k in patch)
     assert record["resteered"] == "textual-inversion tokens" and len(record["ti_vector_norms"]) == 2
+
+
+@pytest.mark.parametrize("method", ["sa", "ft-cond"])
+def test_methods_train_on_images_no_evaluated_cell_draws(method, sd_layout_dir, tmp_path, monkeypatch):
+    """Selective Amnesia's replay and the conditional fine-tune's targets were drawn from image_seeds(seed), the seeds of
+    every prompt set's cells: the first images they trained on were exactly the control cell's (same prompts, same
+    noises). Their seeds now start at TRAINING_IMAGES_START, past any cell."""
+    from unerase.erasure import training
+    from unerase.seeding import SEED_BLOCK, image_seeds
+
+    drawn = []
+    real = training.generate
+
+    def recording(model, prompts, seeds, *args, **kwargs):
+        drawn.extend(seeds)
+        return real(model, prompts, seeds, *args, **kwargs)
+
+    monkeypatch.setattr(training, "generate", recording)
+    _erase(sd_layout_dir, tmp_path, method, SD_RUNS[method], shared=SAMPLING)
+    assert drawn and not set(drawn) & set(image_seeds(0, 100_000)) and all(s < SEED_BLOCK for s in drawn)

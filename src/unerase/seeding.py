@@ -7,6 +7,10 @@ exactly what `seed + i` did, so the default run is unchanged."""
 from __future__ import annotations
 
 SEED_BLOCK = 10_000_000  # more than any cell's images, any attack's generators, the safety grid's 1,000,000 + j
+# The images erasure methods train on (replay, anchors, fine-tune targets) start here: disjoint from every evaluated
+# cell's seeds (0 .. images - 1 per prompt set), so a method is not trained on the very (prompt, noise) pairs its control
+# cell then draws (Selective Amnesia's replay and the conditional fine-tune's targets were the control cell's images).
+TRAINING_IMAGES_START = 5_000_000
 
 
 def derived(seed: int, offset: int = 0) -> int:

@@ -13,9 +13,13 @@ def run(job: AttackJob) -> dict:
     s = job.settings
     bank = LatentBank.from_image_set(job.model, job.inputs["concept_images"])
     objective = objective_for(job.model, job.guards, job.templates, job.concept_text, s, job.sampling)
+    # through SLD, CCE's sld/train.sh runs its own batch and rate (1 x grad-accum 4, 5e-3 scaled: 0.02); its unrolled
+    # graphs multiply the memory a row takes, so the SLD objective has keys of its own
+    lr, batch_size = (s.get("sld_lr", s["lr"]), s.get("sld_batch_size", s["batch_size"])) if objective else (s["lr"], s["batch_size"])
     vectors = invert(job.model, bank, token=job.token, templates=job.templates, num_vectors=s["num_vectors"], init_text=s["init_text"],
-                     lr=s["lr"], batch_size=s["batch_size"], steps=s["steps"], seed=job.seed, checkpoint=job.checkpoint,
+                     lr=lr, batch_size=batch_size, steps=s["steps"], seed=job.seed, checkpoint=job.checkpoint,
                      objective=objective, fingerprint=objective.fingerprint() if objective else None,
-                     precision=s.get("precision", "float32"), gradient_checkpointing=s.get("gradient_checkpointing", False))
+                     precision=s.get("precision", "float32"), gradient_checkpointing=s.get("gradient_checkpointing", False),
+                     weight_decay=s.get("weight_decay", 0.0))
     save_learned_embeds(job.artefact, job.token, vectors)
     return dict(token=job.token, num_vectors=len(vectors), objective=objective.fingerprint() if objective else "denoising")

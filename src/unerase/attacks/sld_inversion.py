@@ -12,8 +12,9 @@ the last step and through the momentum of every earlier one. The reference hard-
 values with no warm-up; here the guard's own preset is used, with no warm-up, as in the reference.
 
 Cost: every unrolled step keeps its UNet graph for the backward pass, so memory grows with
-`sld_unroll` (SD 1.4 at the reference's 26: about 26 UNet activations at the batch size — use a
-small batch with gradient accumulation there). The momentum's share of the gradient is small when
+`sld_unroll` (SD 1.4 at CCE's sld/train.sh 35 of a 90-timestep window: about 35 UNet activations at the batch
+size; config/sd14.yaml gives the SLD objective its own batch and rate, `sld_batch_size` 4 and `sld_lr` 0.02, as that
+script's batch 1 x grad-accum 4 with 5e-3 scaled). The momentum's share of the gradient is small when
 SLD's threshold masks most of the latent (its term is zero outside the mask); the guidance at the
 last step carries most of it. Both are the reference's algorithm, kept as published.
 """

@@ -16,11 +16,11 @@ from ..components import Components
 from ..diffusion import LatentBank
 from ..progress import Progress, log
 from ..sampling import generate
-from ..seeding import image_seeds
+from ..seeding import TRAINING_IMAGES_START, image_seeds
 
-# Parameter groups by diffusers name. "cross-attn" is ESD-x's and Ablating Concepts' `attn2`
-# (its reference `--parameter_group cross-attn` trains the same layers), "cross-attn-kv" ESD-x-strict's
-# and UCE's to_k/to_v, "non-cross-attn" ESD-u's and Selective Amnesia's (everything but attn2, the
+# Parameter groups by diffusers name. "cross-attn" is ESD-x's `attn2`; "cross-attn-kv" ESD-x-strict's, UCE's and
+# Ablating Concepts' reference group (concept-ablation's `--parameter_group cross-attn` trains attn2.to_k and .to_v
+# only, config/sd14.yaml follows it); "non-cross-attn" ESD-u's and Selective Amnesia's (everything but attn2, the
 # output layer and the time embedding, as the reference 'noxattn').
 PARAMETER_GROUPS = ("cross-attn", "cross-attn-kv", "non-cross-attn", "attention", "full")
 
@@ -52,10 +52,11 @@ def select_parameters(unet: torch.nn.Module, group: str) -> list[str]:
 
 def drawn_bank(model: Components, prompts: list[str], seed: int, sampling: dict) -> LatentBank:
     """VAE posteriors of images the (still unedited) `model` draws for `prompts` with the config's
-    `sampling` settings, image i from seed `image_seeds(seed)[i]`: the anchor images of Ablating Concepts, the
-    replay sets of Selective Amnesia and the conditional fine-tune."""
+    `sampling` settings, image i from seed `image_seeds(seed, start=TRAINING_IMAGES_START)[i]` (seeds no evaluated cell
+    draws): the anchor images of Ablating Concepts, the replay sets of Selective Amnesia and the conditional fine-tune."""
     batch = sampling["batch_size"]
-    images = generate(model, prompts, image_seeds(seed, len(prompts)), sampling["guidance_scale"], sampling["num_steps"], batch)
+    seeds = image_seeds(seed, len(prompts), start=TRAINING_IMAGES_START)
+    images = generate(model, prompts, seeds, sampling["guidance_scale"], sampling["num_steps"], batch)
     # encode in the sampler's batches on a GPU (SD 1.4 images are large); the CPU keeps LatentBank's default
     return LatentBank.from_uint8(model, images, batch_size=batch) if model.device.type != "cpu" else LatentBank.from_uint8(model, images)
 
