@@ -334,3 +334,68 @@ def test_methods_train_on_images_no_evaluated_cell_draws(method, sd_layout_dir, 
     monkeypatch.setattr(training, "generate", recording)
     _erase(sd_layout_dir, tmp_path, method, SD_RUNS[method], shared=SAMPLING)
     assert drawn and not set(drawn) & set(image_seeds(0, 100_000)) and all(s < SEED_BLOCK for s in drawn)
+
+
+def test_the_pooler_position_is_the_first_end_of_text_only(tokenizer):
+    """Forget-Me-Not's use_pooler re-steers the end-of-text token CLIP pools; SD 1.4 pads with the same id, so the
+    reference's id match would mark all 70-odd padding positions: only the first is marked."""
+    from unerase.attention import end_of_text_positions
+
+    prompts = ["a photo of the digit zero", "zero"]
+    marked = end_of_text_positions(tokenizer, prompts)
+    ids = tokenizer(prompts, padding="max_length", max_length=77, return_tensors="pt").input_ids
+    eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    assert marked.sum(1).tolist() == [1, 1] and (ids == eos).sum(1).min() > 60
+    assert all(ids[b, marked[b]].item() == eos and (ids[b, : marked[b].nonzero().item()] != eos).all() for b in range(2))
+
+
+def test_forget_me_not_as_sd14_configures_it_runs_on_the_sd_layout(sd_layout_dir, tmp_path):
+    settings = dict(SD_RUNS["fmn"], parameters="full", ti_steps=2, ti_vectors=4, use_pooler=True, grad_clip=1.0)
+    patch, record = _erase(sd_layout_dir, tmp_path, "fmn", settings, shared=SAMPLING, concept_images=_concept_images(tmp_path))
+    assert record["ti_tokens"].count("<fmn-concept>") == 4 and any(".attn1." in k for k in patch)
+
+
+def test_the_reference_fisher_squares_the_gradient_summed_over_every_timestep(tiny_pipeline_dir):
+    """Selective Amnesia's SD code (ddpm_fim.py) sums a sample's denoising-loss gradients over all T timesteps and
+    squares the sum; chunking the timesteps changes nothing, and it is not the mean of squared per-timestep gradients."""
+    from diffusers import DDPMScheduler
+
+    from unerase.components import load_components
+    from unerase.diffusion import LatentBank
+    from unerase.erasure.selective_amnesia import summed_timesteps_fisher
+    from unerase.text import encode
+
+    model = load_components(str(tiny_pipeline_dir))
+    scheduler = DDPMScheduler(num_train_timesteps=12)
+    images = torch.rand((2, 1, 16, 16), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    bank = LatentBank(model.vae, images, model.vae_scale)
+    contexts = encode(model.tokenizer, model.text_encoder, ["zero", "one"]).detach()
+    names = [n for n, _ in model.unet.named_parameters() if ".attn2.to_k." in n]
+    for p in model.unet.parameters():
+        p.requires_grad_(True)
+
+    def fisher(chunk):
+        return summed_timesteps_fisher(model.unet, scheduler, bank, contexts, names, 1, torch.Generator().manual_seed(3), chunk)
+
+    whole, chunked = fisher(12), fisher(5)
+    # by hand, one timestep at a time, with the same draws
+    gen = torch.Generator().manual_seed(3)
+    i = torch.randint(0, 2, (1,), generator=gen)
+    x0 = bank.draw(i, gen)
+    noises = torch.randn((12, *x0.shape[1:]), generator=gen)
+    params = dict(model.unet.named_parameters())
+    grads = []
+    for t in range(12):
+        tt = torch.tensor([t])
+        pred = model.unet(scheduler.add_noise(x0, noises[t : t + 1], tt), tt, encoder_hidden_states=contexts[i]).sample
+        grads.append(torch.autograd.grad((pred - noises[t : t + 1]).pow(2).mean(), [params[n] for n in names]))
+    for k, n in enumerate(names):
+        summed = sum(g[k] for g in grads)
+        assert torch.allclose(whole[n], summed ** 2, rtol=1e-4, atol=1e-10) and torch.allclose(chunked[n], whole[n], rtol=1e-4, atol=1e-10)
+        assert not torch.allclose(whole[n], sum(g[k] ** 2 for g in grads) / 12, rtol=1e-2)
+
+
+def test_selective_amnesia_with_the_reference_fisher_runs_on_the_sd_layout(sd_layout_dir, tmp_path):
+    settings = dict(SD_RUNS["sa"], fisher="reference", fisher_samples=1, fisher_chunk=250)  # as config/sd14.yaml, smaller
+    patch, record = _erase(sd_layout_dir, tmp_path, "sa", settings, shared=SAMPLING)
+    assert patch and all(SELECTED["sa"](k) for k in patch)

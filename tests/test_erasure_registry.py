@@ -89,6 +89,23 @@ def test_uce_edits_exactly_the_cross_attention_keys_and_values(layout, tokens, t
     assert all(not torch.equal(v, base[k]) for k, v in patch.items())
 
 
+def test_uce_without_a_preserve_scale_is_train_erase_py_s_default(tiny_pipeline_dir, tmp_path, monkeypatch):
+    """preserve_scale null: the empty prompt joins the preserved ones (retain_texts = [''] + preserve_concepts) at
+    max(0.1, 1 / len(retain_texts)): 1/5 for four preserved prompts, 0.1 from nine on."""
+    from unerase.erasure import uce
+
+    scales = []
+    real = uce.uce_weight
+    monkeypatch.setattr(uce, "uce_weight", lambda *a: scales.append(a[-1]) or real(*a))
+    settings = dict(guide="", tokens="last_to_end", preserve="others", lam=0.5, erase_scale=1.0, preserve_scale=None)
+    _, record = _erase(tiny_pipeline_dir, tmp_path, "uce", settings)
+    assert record["preserve_prompts"] == 5 and record["preserved_rows"] == 5 * 77 and record["preserve_scale"] == 0.2
+    assert set(scales) == {0.2}
+    (tmp_path / "none").mkdir()
+    _, record = _erase(tiny_pipeline_dir, tmp_path / "none", "uce", dict(settings, preserve="none"))
+    assert record["preserve_prompts"] == 1 and record["preserve_scale"] == 1.0  # "" alone, as the reference
+
+
 @pytest.mark.parametrize("xt_source", ["concept_images", "model"])
 def test_esd_runs_on_the_sd_layout(sd_layout_dir, tmp_path, xt_source):
     from unerase.images_io import save_image_set

@@ -77,6 +77,16 @@ def aggregate(layer_maps: list[torch.Tensor], size: int) -> torch.Tensor:
     return torch.stack(grids).mean(0)[:, 0]
 
 
+def end_of_text_positions(tokenizer, prompts: list[str]) -> torch.Tensor:
+    """(B, L) bool: each prompt's end-of-text token, the one CLIP pools (Forget-Me-Not's `use_pooler`). Only the first:
+    SD 1.4's tokenizer pads with the same id, so matching the id would mark every padding position."""
+    mask = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                     return_tensors="pt").attention_mask
+    out = torch.zeros_like(mask, dtype=torch.bool)
+    out[torch.arange(len(prompts)), mask.sum(1) - 1] = True
+    return out
+
+
 def concept_positions(tokenizer, prompts: list[str], concept_text: str) -> torch.Tensor:
     """(B, L) bool: where the concept's tokens sit in each tokenized prompt (every occurrence)."""
     ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids

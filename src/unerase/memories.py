@@ -17,6 +17,11 @@ Follows matanr/Memories_of_Forgotten_Concepts (protocols.md):
 Differences, recorded in the probe's output: N(0, I) samples are drawn from the config's seed (the
 reference's are unseeded); the VAE latent of the many-seeds search is used directly (the reference
 decodes it to 8-bit and re-encodes it); "distinct" seeds are counted, not only reported as distances.
+Not recorded in the output, from a review against the reference's renoise_inversion.py: its ReNoise step averages
+predictions 0..4 and applies its noise regularisation (autocorrelation and patch-KL, λ 20 / 0.065) only below
+t = 250, and takes the last iterate above it; ours averages re-predictions 1..5 at every step without the
+regularisation (the averaging alone moves a fixed point by < 1e-4; the regularisation is the real gap); the image's
+latent is the posterior mean, not a sample.
 """
 from __future__ import annotations
 

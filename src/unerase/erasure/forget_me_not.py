@@ -2,13 +2,16 @@
 tokens receive no cross-attention — minimise Σ_layers ‖A_ℓ[:, :, concept tokens]‖² on noisy concept
 images captioned with the concept's prompts (the reference `attn.yaml`). With `ti_steps` > 0, the
 reference's optional first stage (`ti.yaml`): the concept is first learned as textual-inversion tokens
-on its images, and the re-steering targets those tokens in the captions instead of the name's.
+on its images, and the re-steering targets those tokens in the captions instead of the name's. With
+`use_pooler`, the end-of-text token's maps too (attn.yaml's `use_pooler: true`). Differences kept: the loss is the
+squared norm of the maps averaged over heads (the reference's norm runs over every head's map), and Adam without
+attn.yaml's weight decay of 0.01 (at lr 2e-6 for 35 steps it shrinks a weight by < 1e-6).
 """
 from __future__ import annotations
 
 import torch
 
-from ..attention import CrossAttentionMaps, concept_positions
+from ..attention import CrossAttentionMaps, concept_positions, end_of_text_positions
 from ..diffusion import add_noise
 from ..inversion import invert, own_text_side, placeholder_tokens
 from ..progress import log
@@ -46,10 +49,13 @@ def erase(job: ErasureJob) -> ErasureResult:
         idx = torch.randint(0, len(bank), (s["batch_size"],), generator=gen)
         x_t, _, t = add_noise(model.scheduler, bank.draw(idx, gen), gen)
         positions = concept_positions(model.tokenizer, prompts, target)
+        if s.get("use_pooler"):
+            positions |= end_of_text_positions(model.tokenizer, prompts)
         with CrossAttentionMaps(unet) as maps:
             unet(x_t, t, encoder_hidden_states=encode(model.tokenizer, model.text_encoder, prompts))
             layers = maps.token_maps(positions)
         return sum(m.pow(2).sum(1).mean() for m in layers) / len(layers)
 
-    names = training.finetune_group("forget-me-not", job, s["parameters"], loss_fn, steps=s["steps"], lr=s["lr"])
+    names = training.finetune_group("forget-me-not", job, s["parameters"], loss_fn, steps=s["steps"], lr=s["lr"],
+                                    grad_clip=s.get("grad_clip"))
     return ErasureResult(names, info)

@@ -7,6 +7,11 @@ Loss per step: L_surrogate(concept prompts) + L_replay(other prompts) + λ_F · 
 
 The surrogate for the digits is uniform noise in pixel space, the paper's own choice for MNIST
 (its SD configs use images of a neighbouring concept instead, e.g. clothed people for nudity).
+
+Two Fishers (`fisher`): "reference" is the SD code's (sd/ldm/models/diffusion/ddpm_fim.py): per replay sample, the
+gradient of the denoising losses summed over all T timesteps (a fresh noise each), squared, averaged over samples;
+λ_F = 50 was set against it. "per-timestep" averages squared single-timestep gradients, E_t[g_t²]: 10³–10⁶ times
+smaller, so the same λ_F constrains far less (the digits default, as measured in README).
 """
 from __future__ import annotations
 
@@ -35,6 +40,31 @@ def diagonal_fisher(unet, scheduler, bank: LatentBank, contexts: torch.Tensor, n
     return fisher
 
 
+def summed_timesteps_fisher(unet, scheduler, bank: LatentBank, contexts: torch.Tensor, names: list[str], samples: int,
+                            gen: torch.Generator, chunk: int = 64) -> dict[str, torch.Tensor]:
+    """ddpm_fim.py's Fisher: for each of `samples` replay images, g = ∂/∂θ Σ_t MSE(ε_θ(x_t, c, t), ε_t) over every
+    training timestep t (one noise each), then F += g² / samples. `chunk` rows per UNet call (memory only)."""
+    params = dict(unet.named_parameters())
+    fisher = {n: torch.zeros_like(params[n]) for n in names}
+    steps = torch.arange(scheduler.config.num_train_timesteps)
+    for _ in range(samples):
+        i = torch.randint(0, len(bank), (1,), generator=gen)
+        x0 = bank.draw(i, gen)
+        noises = torch.randn((len(steps), *x0.shape[1:]), generator=gen, device="cpu").to(x0.device)
+        summed = {n: torch.zeros_like(params[n]) for n in names}
+        for start in range(0, len(steps), chunk):
+            t = steps[start : start + chunk].to(x0.device)
+            noise = noises[start : start + chunk]
+            pred = unet(scheduler.add_noise(x0.expand(len(t), *x0.shape[1:]), noise, t), t,
+                        encoder_hidden_states=contexts[i].expand(len(t), *contexts.shape[1:])).sample
+            loss = (pred.float() - noise.float()).pow(2).mean(dim=tuple(range(1, pred.dim()))).sum()
+            for n, g in zip(names, torch.autograd.grad(loss, [params[n] for n in names])):
+                summed[n] += g.detach()
+        for n in names:
+            fisher[n] += summed[n] ** 2 / samples
+    return fisher
+
+
 def surrogate_bank(model, count: int, gen: torch.Generator) -> LatentBank:
     """VAE posteriors of uniform-noise images (the paper's MNIST surrogate)."""
     c, size = model.vae.config.in_channels, model.unet.config.sample_size * 2 ** (len(model.vae.config.block_out_channels) - 1)
@@ -56,10 +86,14 @@ def erase(job: ErasureJob) -> ErasureResult:
     surrogate = surrogate_bank(model, s["surrogate_images"], gen)
     names = training.select_parameters(unet, s["parameters"])
     params = training.trainable(unet, names)
-    fisher = diagonal_fisher(unet, model.scheduler, replay, replay_context, names, s["fisher_samples"], gen)
+    if s.get("fisher", "per-timestep") == "reference":
+        fisher = summed_timesteps_fisher(unet, model.scheduler, replay, replay_context, names, s["fisher_samples"], gen,
+                                         s.get("fisher_chunk", 64))
+    else:
+        fisher = diagonal_fisher(unet, model.scheduler, replay, replay_context, names, s["fisher_samples"], gen)
     anchor = [p.detach().clone() for p in params]
     weights = [fisher[n] for n in names]
-    log.info("selective amnesia: Fisher over %d replay samples, mean %.3g", s["fisher_samples"],
+    log.info("selective amnesia: %s Fisher over %d replay samples, mean %.3g", s.get("fisher", "per-timestep"), s["fisher_samples"],
              sum(f.sum() for f in weights) / sum(f.numel() for f in weights))
     half = s["batch_size"]
 

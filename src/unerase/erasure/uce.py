@@ -11,7 +11,9 @@ encoder output rows (`uce.tokens`):
   prompt too), paired position by position with the guide's rows; every row of a preserved prompt.
 - `last` (the newer `trainscripts/uce_sd_erase.py`): one row per prompt, its last word token.
 The prompts are the config's templates filled with the concept (the reference's `expand_prompts`);
-the preserved concepts are the other classes through the same templates.
+the preserved concepts are the other classes through the same templates. `preserve_scale: null` is
+train_erase.py's default: the empty prompt is preserved too (`retain_texts = [''] + preserve_concepts`) at
+s_p = max(0.1, 1 / len(retain_texts)); uce_sd_erase.py's is 1 with one row per prompt (`tokens: last`).
 """
 from __future__ import annotations
 
@@ -75,15 +77,19 @@ def erase(job: ErasureJob) -> ErasureResult:
     tok, enc = job.model.tokenizer, job.model.text_encoder
     erase_c, guide_c = edit_rows(tok, enc, [t.format(job.concept_text) for t in job.templates], s["guide"], s["tokens"])
     preserved = [t.format(p) for p in job.other_classes() for t in job.templates] if s["preserve"] == "others" else []
+    preserve_scale = s["preserve_scale"]
+    if preserve_scale is None:  # train_erase.py: retain_texts = [''] + preserve_concepts, max(0.1, 1 / len(retain_texts))
+        preserved = [""] + preserved
+        preserve_scale = max(0.1, 1 / len(preserved))
     preserve_c = preserve_rows(tok, enc, preserved, s["tokens"]) if preserved else erase_c.new_zeros((0, erase_c.shape[1]))
     changed = []
     with torch.no_grad():
         for name, proj in cross_attention_projections(job.model.unet).items():
             w = proj.weight
             proj.weight.copy_(uce_weight(w, erase_c, guide_c @ w.T, preserve_c, preserve_c @ w.T, s["lam"], s["erase_scale"],
-                                         s["preserve_scale"]))
+                                         preserve_scale))
             changed.append(f"{name}.weight")
     log.info("uce: edited %d projections; %d erased rows (%s) towards %r, %d preserved rows", len(changed), len(erase_c), s["tokens"],
              s["guide"], len(preserve_c))
     return ErasureResult(changed, dict(edited=len(changed), erased_rows=len(erase_c), preserved_rows=len(preserve_c),
-                                       erase_prompts=len(job.templates), preserve_prompts=len(preserved)))
+                                       erase_prompts=len(job.templates), preserve_prompts=len(preserved), preserve_scale=preserve_scale))
