@@ -7,8 +7,8 @@ from ..atomic import atomic_path, read_json
 from ..evaluation import ERASURE_SCORE_FIELDS, erasure_score
 from ..progress import setup_logging
 from ..tables import (attacks_table, control_task_long, control_task_table, long_table, memories_long, memories_table, modality_headers,
-                      modality_order, paper_table, pre_post_table, quality_table, safety_grid_long, safety_grid_table, target_other_table,
-                      to_markdown, wilson_interval)
+                      modality_order, paper_table, pre_post_table, quality_table, safety_grid_long, safety_grid_table, scorer_text,
+                      target_other_table, to_markdown, wilson_interval)
 
 
 ES_MEANING = {"probability": "concept probability (%)", "clip-similarity": "CLIP cosine similarity to the concept's name (× 100)"}
