@@ -56,6 +56,7 @@ rule finetune_on_concept:
         lr=TV["lr"],
         batch_size=TV["batch_size"],
         grad_clip=TV["grad_clip"],
+        ema_decay=TV.get("ema_decay"),
         seed=config["seed"],
         checkpoint=checkpoint_path("finetune_on_concept", "{concept}"),
     priority: PRIORITY["upstream"]

@@ -162,3 +162,49 @@ def test_a_control_bound_relative_to_the_base_lets_an_alpha_pass_where_the_base_
         assert info["alpha"] == 2.0 and info["reason"] == "largest alpha meeting both criteria"
         assert info["base_control"] == pytest.approx(0.7) and info["min_control_accuracy"] == pytest.approx(0.56)
         assert [c["alpha"] for c in info["candidates"]] == [2.0]  # the base's control set is scored once, not as a candidate
+
+
+def test_the_fine_tune_with_ema_ends_at_the_average_of_its_steps(tiny_pipeline_dir, tmp_path):
+    """ema_decay: the fine-tuned UNet is diffusers' EMAModel average (the released scripts' --use_ema). A decay of
+    ~0 keeps the last weights (the plain fine-tune's, bit for bit); 0.9999 averages from step one, so it ends between
+    the base and the last weights; and a run killed and resumed from its checkpoint ends at the same average."""
+    from unerase.components import load_components
+    from unerase.diffusion import LatentBank
+    from unerase.erasure.task_vector import finetune_on_concept
+
+    images = torch.rand((4, 1, 16, 16), generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    def tuned(ema_decay, steps=6, checkpoint=None):
+        model = load_components(str(tiny_pipeline_dir))
+        bank = LatentBank(model.vae, images, model.vae_scale)
+        finetune_on_concept(model, bank, steps=steps, lr=1e-2, batch_size=2, grad_clip=1.0, seed=0, ema_decay=ema_decay,
+                            checkpoint=checkpoint, checkpoint_every=3)
+        return {k: v.clone() for k, v in model.unet.state_dict().items()}
+
+    base = load_components(str(tiny_pipeline_dir)).unet.state_dict()
+    plain, last, averaged = tuned(None), tuned(1e-9), tuned(0.9999)
+    key = next(k for k in base if k.endswith("attn2.to_k.weight"))
+    assert all(torch.equal(plain[k], last[k]) for k in plain)
+    moved, kept = (plain[key] - base[key]).norm(), (averaged[key] - base[key]).norm()
+    assert 0 < kept < moved
+    # killed during step 5 (the checkpoint of step 3 holds the average so far), resumed: 3 more steps, the same average
+    ckpt = str(tmp_path / "ft.pt")
+    real_step, calls = torch.optim.AdamW.step, []
+
+    def counting(self, *a, **k):
+        calls.append(1)
+        if stop_at and len(calls) == stop_at:
+            raise KeyboardInterrupt
+        return real_step(self, *a, **k)
+
+    torch.optim.AdamW.step = counting
+    try:
+        stop_at = 5
+        with pytest.raises(KeyboardInterrupt):
+            tuned(0.9999, checkpoint=ckpt)
+        calls.clear()
+        stop_at = None
+        resumed = tuned(0.9999, checkpoint=ckpt)
+    finally:
+        torch.optim.AdamW.step = real_step
+    assert len(calls) == 3 and all(torch.allclose(resumed[k], averaged[k], atol=1e-6) for k in averaged)

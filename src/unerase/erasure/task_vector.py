@@ -22,17 +22,28 @@ from .job import ErasureJob, ErasureResult
 
 
 def finetune_on_concept(components: Components, bank: LatentBank, *, steps: int, lr: float, batch_size: int,
-                        grad_clip: float, seed: int, checkpoint: str | None = None, checkpoint_every: int = 100) -> None:
-    """Fine-tune every UNet parameter in place on the concept images, captions empty."""
+                        grad_clip: float, seed: int, checkpoint: str | None = None, checkpoint_every: int = 100,
+                        ema_decay: float | None = None) -> None:
+    """Fine-tune every UNet parameter in place on the concept images, captions empty. With `ema_decay`, the UNet
+    ends as diffusers' EMAModel average of its steps (the released scripts' --use_ema: decay min(ema_decay,
+    (1 + s) / (10 + s)) at step s), so θ_ft and τ are the averaged weights'."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     unet = components.unet.train().requires_grad_(True)
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0, fused=True)  # decay would leak into τ
-    ckpt = Checkpointer(checkpoint, dict(steps=steps, lr=lr, bs=batch_size, clip=grad_clip, seed=seed), checkpoint_every)
+    ema = None
+    if ema_decay is not None:
+        from diffusers.training_utils import EMAModel
+
+        ema = EMAModel(unet.parameters(), decay=ema_decay)
+    ckpt = Checkpointer(checkpoint, dict(steps=steps, lr=lr, bs=batch_size, clip=grad_clip, seed=seed,
+                                         **({"ema": ema_decay} if ema is not None else {})), checkpoint_every)
     start = 0
     if state := ckpt.load():
         unet.load_state_dict(state["unet"]); opt.load_state_dict(state["opt"]); gen.set_state(state["gen"])
         set_rng_state(state["rng"]); start = state["step"]
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
     context = encode(components.tokenizer, components.text_encoder, [""]).expand(batch_size, -1, -1)
     progress = Progress("task-vector fine-tune", steps, start)
     for step in range(start, steps):
@@ -42,8 +53,13 @@ def finetune_on_concept(components: Components, bank: LatentBank, *, steps: int,
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), grad_clip)
         opt.step()
+        if ema is not None:
+            ema.step(unet.parameters())
         progress.update(step, loss.item())
-        ckpt.maybe_save(step, steps, lambda: dict(unet=unet.state_dict(), opt=opt.state_dict(), gen=gen.get_state(), rng=rng_state()))
+        ckpt.maybe_save(step, steps, lambda: dict(unet=unet.state_dict(), opt=opt.state_dict(), gen=gen.get_state(), rng=rng_state(),
+                                                  **({"ema": ema.state_dict()} if ema is not None else {})))
+    if ema is not None:
+        ema.copy_to(unet.parameters())
     unet.eval().requires_grad_(False)
     ckpt.clear()
 

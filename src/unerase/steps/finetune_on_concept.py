@@ -8,9 +8,10 @@ from ..erasure.task_vector import finetune_on_concept
 from ._shared import load_model, start
 
 
-def run_finetune(*, manifest, concept_images, finetuned, steps, lr, batch_size, grad_clip, seed, checkpoint, threads=1, log=None):
+def run_finetune(*, manifest, concept_images, finetuned, steps, lr, batch_size, grad_clip, seed, checkpoint, ema_decay=None, threads=1,
+                 log=None):
     device = start(threads, log)
     model = load_model(manifest, device)
     finetune_on_concept(model, LatentBank.from_image_set(model, concept_images), steps=steps, lr=lr, batch_size=batch_size,
-                        grad_clip=grad_clip, seed=seed, checkpoint=checkpoint)
+                        grad_clip=grad_clip, seed=seed, checkpoint=checkpoint, ema_decay=ema_decay)
     save_unet_patch(model.unet.state_dict(), None, finetuned, metadata=dict(kind="fine-tuned on concept, empty captions"))
