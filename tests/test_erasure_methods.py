@@ -168,8 +168,9 @@ def test_a_fresh_eraser_changes_nothing_and_a_patch_of_erasers_reloads(tiny_pipe
     torch.testing.assert_close(fresh.unet(x, t, encoder_hidden_states=context).sample, edited)
 
 
-@pytest.mark.parametrize("layout", ["embedded", "sd"])
-def test_receler_trains_only_its_erasers(layout, tiny_pipeline_dir, sd_layout_dir, tmp_path):
+@pytest.mark.parametrize("layout", ["embedded", "sd", "sd14-settings"])
+def test_receler_trains_only_its_erasers(layout, tiny_pipeline_dir, sd_layout_dir, tmp_path, monkeypatch):
+    """Also with config/sd14.yaml's x_t sampled by the model being trained (the reference's quick_sample_till_t)."""
     from unerase.components import load_components, load_unet_patch
 
     pipe = tiny_pipeline_dir if layout == "embedded" else sd_layout_dir
@@ -181,7 +182,17 @@ def test_receler_trains_only_its_erasers(layout, tiny_pipeline_dir, sd_layout_di
         concept_images = str(tmp_path / "ci.safetensors")
     else:
         concept_images = _concept_images(tmp_path)
-    patch, record = _erase(pipe, tmp_path, "receler", RECELER, concept_images=concept_images)
+    settings = dict(RECELER, xt_source="model", ddim_steps=3, start_guidance=3.0) if layout == "sd14-settings" else RECELER
+    sampled = []
+    if layout == "sd14-settings":
+        from unerase.erasure import receler
+
+        real = receler._model_sampled_xt
+        # x_t is drawn by the eraser-equipped UNet (the one being trained), not the frozen copy
+        monkeypatch.setattr(receler, "_model_sampled_xt", lambda unet, *a: sampled.append(
+            any(".eraser." in n for n, _ in unet.named_parameters())) or real(unet, *a))
+    patch, record = _erase(pipe, tmp_path, "receler", settings, concept_images=concept_images)
+    assert sampled == ([True] * len(sampled) if layout == "sd14-settings" else []) and (layout != "sd14-settings" or sampled)
     assert patch and all(".attn2.eraser." in k for k in patch) and record["erasers"] == len(patch) // 4
     assert any(k.endswith("up.weight") and v.abs().sum() > 0 for k, v in patch.items())  # the erasers moved off identity
     model = load_components(str(pipe))

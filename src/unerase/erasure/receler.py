@@ -8,7 +8,9 @@
   prompt are trained (`adversarial_steps` steps) to make the erased model predict what the frozen
   model predicts for the concept; the erasers then also learn to erase under them.
 Reference settings (jasper0314-huang/Receler, protocols.md): 500 iterations, lr 3e-4, 50 adversarial
-iterations, 16 adversarial prompts, regulariser 0.1, mask threshold 0.1.
+iterations, 16 adversarial prompts, regulariser 0.1, mask threshold 0.1. x_t (`xt_source`): noised concept
+images (the digits default), or, as the reference's quick_sample_till_t, sampled by the eraser-equipped model being
+trained from fresh noise with the plain concept prompt, stopped at a random DDIM step (ESD's, `model`; sd14).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from ..inversion import PlaceholderEmbedding, add_tokens, init_vectors, placehol
 from ..progress import log
 from ..text import encode
 from . import training
-from .esd import negatively_guided
+from .esd import _model_sampled_xt, negatively_guided
 from .job import ErasureJob, ErasureResult
 
 ADVERSARY = "<receler-adv>"
@@ -64,7 +66,10 @@ def erase(job: ErasureJob) -> ErasureResult:
         adversary_opt = torch.optim.Adam([adversary.vectors], lr=s["adversarial_lr"])
         encoder.set_input_embeddings(adversary)  # rows of the placeholder tokens read from adversary.vectors
 
-    def noisy_concept(gen):
+    def noisy_concept(gen, prompts):
+        if s.get("xt_source", "concept_images") == "model":
+            cond = encode(tok, encoder, prompts).detach()
+            return _model_sampled_xt(unet, model, cond, uncond, batch, s["ddim_steps"], s["start_guidance"], gen)
         idx = torch.randint(0, len(bank), (batch,), generator=gen)
         x_t, _, t = add_noise(model.scheduler, bank.draw(idx, gen), gen)
         return x_t, t
@@ -75,8 +80,8 @@ def erase(job: ErasureJob) -> ErasureResult:
     def adversarial_round(gen, rng):
         """The soft tokens learn to bring the concept back through the current erasers."""
         for _ in range(s["adversarial_steps"]):
-            x_t, t = noisy_concept(gen)
             prompts = concept_prompts(rng)
+            x_t, t = noisy_concept(gen, prompts)
             with torch.no_grad():
                 target = frozen(x_t, t, encoder_hidden_states=encode(tok, encoder, prompts)).sample
             attacked = unet(x_t, t, encoder_hidden_states=encode(tok, encoder, [f"{p} {placeholder}" for p in prompts])).sample
@@ -92,7 +97,7 @@ def erase(job: ErasureJob) -> ErasureResult:
         plain = concept_prompts(rng)
         adversarial = adversary is not None and step % 2 == 1  # plain and adversarial prompts alternate
         prompts = [f"{p} {placeholder}" for p in plain] if adversarial else plain
-        x_t, t = noisy_concept(gen)
+        x_t, t = noisy_concept(gen, plain)
         with torch.no_grad():
             cond = encode(tok, encoder, prompts)
             target = negatively_guided(frozen, x_t, t, uncond, encode(tok, encoder, plain), eta)
