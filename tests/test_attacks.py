@@ -3,6 +3,9 @@ import json
 
 import pytest
 import torch
+import yaml
+
+from conftest import ROOT
 
 from unerase import attacks
 from unerase.attacks import ring_a_bell as rab
@@ -170,6 +173,34 @@ def test_concept_inversion_on_the_sd_layout_writes_loadable_embeddings(sd_layout
     assert record["access"] == "white-box" and record["token"] == "<zero-inversion>"
     text = load_learned_embeds(load_components(str(sd_layout_dir)), str(tmp_path / "emb.safetensors"))
     assert text == "<zero-inversion> <zero-inversion>_1"
+
+
+def test_concept_inversion_trains_on_its_own_captions_and_mirrored_images(sd_layout_dir, tmp_path, monkeypatch):
+    """config/sd14.yaml trains the tokens as CCE does: diffusers' 27 object captions and each image with its mirror
+    (RandomHorizontalFlip(p=0.5)); without those keys, prompts.templates and the images as they are."""
+    from unerase.attacks import concept_inversion
+    from unerase.images_io import save_image_set
+
+    seen = []
+    real = concept_inversion.invert
+    monkeypatch.setattr(concept_inversion, "invert", lambda model, bank, **k: seen.append((len(bank), k["templates"])) or real(model, bank, **k))
+    images = torch.randint(0, 256, (4, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    save_image_set(tmp_path / "ci.safetensors", images, [0] * 4, ["zero"] * 4)
+    sd14 = yaml.safe_load((ROOT / "config/sd14.yaml").read_text())["attacks"]["concept_inversion"]
+    settings = dict(num_vectors=1, init_text="digit", lr=1e-2, batch_size=2, steps=2)
+    for folder, extra in (("own", dict(templates=sd14["templates"], flip=sd14["flip"])), ("plain", {})):
+        (tmp_path / folder).mkdir()
+        _attack(sd_layout_dir, tmp_path / folder, "inversion", dict(settings, **extra), "emb.safetensors",
+                concept_images=str(tmp_path / "ci.safetensors"))
+    assert seen == [(8, sd14["templates"]), (4, ["a photo of the digit {}", "{}"])] and len(sd14["templates"]) == 27
+
+    from unerase.diffusion import LatentBank
+    from unerase.components import load_components
+
+    model = load_components(str(sd_layout_dir))
+    bank = LatentBank.from_image_set(model, str(tmp_path / "ci.safetensors"), flip=True)
+    mirrored = LatentBank.from_uint8(model, images.flip(-1))
+    assert torch.allclose(bank.mean[4:], mirrored.mean)  # the second half encodes the mirrored images
 
 
 def test_an_attacks_prompts_fill_its_prompt_set_in_turn():

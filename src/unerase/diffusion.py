@@ -44,10 +44,12 @@ class LatentBank:
         self.mean, self.std, self.scale = torch.cat(means), torch.cat(stds), scale
 
     @classmethod
-    def from_image_set(cls, components, path: str) -> "LatentBank":
-        """The posteriors of an image set on disk (uint8, images_io format) under `components`' VAE."""
+    def from_image_set(cls, components, path: str, flip: bool = False) -> "LatentBank":
+        """The posteriors of an image set on disk (uint8, images_io format) under `components`' VAE. With `flip`, each
+        image's mirror too: a uniform draw over both is a uniform image under RandomHorizontalFlip(p=0.5), as in
+        diffusers' textual-inversion dataset (CCE's)."""
         images, _, _ = load_image_set(path)
-        return cls.from_uint8(components, images)
+        return cls.from_uint8(components, torch.cat([images, images.flip(-1)]) if flip else images)
 
     @classmethod
     def from_uint8(cls, components, images: torch.Tensor, batch_size: int = 256) -> "LatentBank":
