@@ -1,5 +1,7 @@
 """The fine-tuning erasure methods (Ablating Concepts, conditional fine-tune, Selective Amnesia,
 Forget-Me-Not), IRECE and model stacks: their cores, and each method's run on SD 1.4's layout."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -410,3 +412,50 @@ def test_selective_amnesia_with_the_reference_fisher_runs_on_the_sd_layout(sd_la
     settings = dict(SD_RUNS["sa"], fisher="reference", fisher_samples=1, fisher_chunk=250)  # as config/sd14.yaml, smaller
     patch, record = _erase(sd_layout_dir, tmp_path, "sa", settings, shared=SAMPLING)
     assert patch and all(SELECTED["sa"](k) for k in patch)
+
+
+def test_selective_amnesias_reference_fisher_is_kept_for_the_rerun_after_a_kill(sd_layout_dir, tmp_path, monkeypatch):
+    """The reference Fisher is ~1,000 UNet rows per sample (an hour on SD 1.4): a job killed in training (a time limit)
+    resumes with the Fisher it computed, kept beside its checkpoint, and removes it when done."""
+    from unerase.erasure import selective_amnesia, training
+    from unerase.steps import base_model, erase
+
+    computed, real_fisher, real_train = [], selective_amnesia.summed_timesteps_fisher, training.train
+    monkeypatch.setattr(selective_amnesia, "summed_timesteps_fisher", lambda *a, **k: computed.append(1) or real_fisher(*a, **k))
+    manifest, checkpoint = tmp_path / "manifest.json", tmp_path / "sa.ckpt"
+    base_model.run(manifest=str(manifest), source="pretrained", path=str(sd_layout_dir))
+
+    def run():
+        erase.run(manifest=str(manifest), patch=str(tmp_path / "sa.safetensors"), record=str(tmp_path / "sa.json"), method="sa",
+                  settings=dict(SD_RUNS["sa"], fisher="reference", fisher_samples=1, fisher_chunk=250), shared=SAMPLING,
+                  concept_text="zero", label=0, classes={"zero": 0, "one": 1, "two": 2}, templates=["a photo of the digit {}", "{}"],
+                  seed=0, checkpoint=str(checkpoint))
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    assert Path(f"{checkpoint}.fisher").exists() and computed == [1]
+    monkeypatch.setattr(training, "train", real_train)
+    run()
+    assert computed == [1] and not Path(f"{checkpoint}.fisher").exists() and (tmp_path / "sa.safetensors").exists()
+
+
+def test_receler_sampling_its_own_x_t_needs_its_sampler_settings():
+    import jsonschema
+    import yaml
+
+    from conftest import ROOT
+
+    schema = yaml.safe_load((ROOT / "config/schema.yaml").read_text())
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    jsonschema.validate(config, schema)
+    receler = config["erasure"]["receler"]
+    for bad in (dict(receler, xt_source="model"), dict(receler, xt_source="model", ddim_steps=1, start_guidance=3.0)):
+        config["erasure"]["receler"] = bad
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(config, schema)
+    config["erasure"]["receler"] = dict(receler, xt_source="model", ddim_steps=50, start_guidance=3.0)
+    jsonschema.validate(config, schema)

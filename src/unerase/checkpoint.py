@@ -67,6 +67,14 @@ class Checkpointer:
         with atomic_path(self.path) as tmp:
             torch.save(state, tmp)
 
+    def save_now(self, state: dict, step: int = 0) -> None:
+        """Save `state` at once (a stage that ends in one result, e.g. a Fisher computed before training)."""
+        if not self.path:
+            return
+        state = dict(state, step=step, fingerprint=self.tag)
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)
+
     def clear(self) -> None:
         if self.path and self.path.exists():
             self.path.unlink()

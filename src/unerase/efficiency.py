@@ -95,7 +95,8 @@ def output_paths(stage: str, name: str, results: Path, concepts, models=None) ->
     if stage == "attack":
         return [d for c in concepts for d in (results / "attacks" / c).glob(f"*/{name}") if audited(d.parent.name)]
     if stage == "generation" and name == CONTROL_TASK:
-        return [f for c in concepts for f in (results / "generations" / c).glob("*/control-prompts.*") if f.parent.name != "base"] + [
+        return [f for c in concepts for f in (results / "generations" / c).glob("*/control-prompts.*")
+                if f.parent.name != "base" and audited(f.parent.name)] + [
             results / "generations" / "control-task-base"]
     if stage == "generation":
         return [f for c in concepts for d in (results / "generations" / c).glob("*") if audited(d.name)

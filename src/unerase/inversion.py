@@ -99,9 +99,10 @@ class PlaceholderEmbedding(torch.nn.Module):
 def invert(components: Components, bank: LatentBank, *, token: str, templates: list[str], num_vectors: int, init_text: str,
            lr: float, batch_size: int, steps: int, seed: int, checkpoint: str | None = None, checkpoint_every: int = 100,
            objective=None, fingerprint: dict | None = None, precision: str = "float32",
-           gradient_checkpointing: bool = False, weight_decay: float = 0.0) -> torch.Tensor:
+           gradient_checkpointing: bool = False, weight_decay: float = 0.0, data: dict | None = None) -> torch.Tensor:
     """Learn K vectors for `token` on the (frozen) model; returns them (K, D) and leaves them in the table.
     `weight_decay`: AdamW's decoupled decay of the vectors (diffusers' textual-inversion script and CCE: 1e-2).
+    `data`: what else decides the vectors (the attack's own captions, flipped images), for the checkpoint's tag only.
     `objective(latents, context, template_indices, gen) -> loss` replaces the denoising loss (e.g. the
     SLD-unrolled objective of unerase.attacks.sld_inversion); `fingerprint` names it in checkpoints.
     `precision` bfloat16 | float16 runs each step's forward under autocast (the vectors stay float32);
@@ -117,7 +118,7 @@ def invert(components: Components, bank: LatentBank, *, token: str, templates: l
     ckpt = Checkpointer(checkpoint, dict(token=token, k=num_vectors, init=init_text, lr=lr, bs=batch_size, steps=steps, seed=seed,
                                          state="vectors-only", **({"objective": fingerprint} if fingerprint else {}),
                                          **({"precision": precision} if precision != "float32" else {}),
-                                         **({"weight_decay": weight_decay} if weight_decay else {})), checkpoint_every)
+                                         **({"weight_decay": weight_decay} if weight_decay else {}), **(data or {})), checkpoint_every)
     start = 0
     if state := ckpt.load():
         with torch.no_grad():

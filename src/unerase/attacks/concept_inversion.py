@@ -22,6 +22,6 @@ def run(job: AttackJob) -> dict:
                      lr=lr, batch_size=batch_size, steps=s["steps"], seed=job.seed, checkpoint=job.checkpoint,
                      objective=objective, fingerprint=objective.fingerprint() if objective else None,
                      precision=s.get("precision", "float32"), gradient_checkpointing=s.get("gradient_checkpointing", False),
-                     weight_decay=s.get("weight_decay", 0.0))
+                     weight_decay=s.get("weight_decay", 0.0), data={k: s[k] for k in ("templates", "flip") if s.get(k)})
     save_learned_embeds(job.artefact, job.token, vectors)
     return dict(token=job.token, num_vectors=len(vectors), objective=objective.fingerprint() if objective else "denoising")

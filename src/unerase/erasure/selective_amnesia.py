@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from ..checkpoint import Checkpointer
 from ..diffusion import LatentBank, denoising_loss
 from ..progress import log
 from ..seeding import derived
@@ -86,9 +87,15 @@ def erase(job: ErasureJob) -> ErasureResult:
     surrogate = surrogate_bank(model, s["surrogate_images"], gen)
     names = training.select_parameters(unet, s["parameters"])
     params = training.trainable(unet, names)
-    if s.get("fisher", "per-timestep") == "reference":
+    # the reference Fisher is ~1,000 UNet rows per sample (an hour on SD 1.4): kept beside the training checkpoint, so a
+    # rerun after a kill (a time limit) resumes training without computing it again; nothing after it draws from `gen`
+    cache = Checkpointer(f"{job.checkpoint}.fisher" if job.checkpoint else None, dict(job.fingerprint(), part="fisher"), 1)
+    if state := cache.load():
+        fisher = {n: state["fisher"][n].to(params[0].device) for n in names}
+    elif s.get("fisher", "per-timestep") == "reference":
         fisher = summed_timesteps_fisher(unet, model.scheduler, replay, replay_context, names, s["fisher_samples"], gen,
                                          s.get("fisher_chunk", 64))
+        cache.save_now(dict(fisher={n: f.cpu() for n, f in fisher.items()}))
     else:
         fisher = diagonal_fisher(unet, model.scheduler, replay, replay_context, names, s["fisher_samples"], gen)
     anchor = [p.detach().clone() for p in params]
@@ -109,5 +116,6 @@ def erase(job: ErasureJob) -> ErasureResult:
     unet.train()
     training.train("selective amnesia", dict(unet=unet), params, loss_fn, steps=s["steps"], lr=s["lr"], seed=job.seed,
                    settings=job.fingerprint(), checkpoint=job.checkpoint)
+    cache.clear()
     unet.eval().requires_grad_(False)
     return ErasureResult(names, dict(replay_images=n, surrogate=s["surrogate"]))

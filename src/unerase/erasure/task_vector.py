@@ -44,6 +44,7 @@ def finetune_on_concept(components: Components, bank: LatentBank, *, steps: int,
         set_rng_state(state["rng"]); start = state["step"]
         if ema is not None:
             ema.load_state_dict(state["ema"])
+            ema.to(device=components.device)  # the checkpoint loads on the CPU; EMAModel keeps its shadow where loaded
     context = encode(components.tokenizer, components.text_encoder, [""]).expand(batch_size, -1, -1)
     progress = Progress("task-vector fine-tune", steps, start)
     for step in range(start, steps):
