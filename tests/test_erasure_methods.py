@@ -189,9 +189,9 @@ def test_receler_trains_only_its_erasers(layout, tiny_pipeline_dir, sd_layout_di
     if layout == "sd14-settings":
         from unerase.erasure import receler
 
-        real = receler._model_sampled_xt
+        real = receler.model_sampled_xt
         # x_t is drawn by the eraser-equipped UNet (the one being trained), not the frozen copy
-        monkeypatch.setattr(receler, "_model_sampled_xt", lambda unet, *a: sampled.append(
+        monkeypatch.setattr(receler, "model_sampled_xt", lambda unet, *a: sampled.append(
             any(".eraser." in n for n, _ in unet.named_parameters())) or real(unet, *a))
     patch, record = _erase(pipe, tmp_path, "receler", settings, concept_images=concept_images)
     assert sampled == ([True] * len(sampled) if layout == "sd14-settings" else []) and (layout != "sd14-settings" or sampled)

@@ -62,10 +62,7 @@ class Checkpointer:
         """Save after step `step` (0-based) every `every` steps, except after the last one."""
         if not self.path or (step + 1) % self.every or step + 1 == total:
             return
-        state = make_state()
-        state.update(step=step + 1, fingerprint=self.tag)
-        with atomic_path(self.path) as tmp:
-            torch.save(state, tmp)
+        self.save_now(make_state(), step + 1)
 
     def save_now(self, state: dict, step: int = 0) -> None:
         """Save `state` at once (a stage that ends in one result, e.g. a Fisher computed before training)."""

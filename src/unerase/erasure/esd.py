@@ -36,8 +36,9 @@ def negatively_guided(frozen, x_t, t, uncond, cond, eta: float) -> torch.Tensor:
     return e_u - eta * (e_c - e_u)
 
 
-def _model_sampled_xt(unet, components: Components, cond, uncond, batch: int, ddim_steps: int, start_guidance: float, gen):
-    """ESD's own x_t: partially denoise fresh noise with the model being trained, stop at a random step."""
+def model_sampled_xt(unet, components: Components, cond, uncond, batch: int, ddim_steps: int, start_guidance: float, gen):
+    """ESD's own x_t (Receler's too, its quick_sample_till_t): partially denoise fresh noise with the model being
+    trained, stop at a random step."""
     stop = int(torch.randint(1, ddim_steps, (1,), generator=gen))
     seeds = torch.randint(0, 2**31 - 1, (batch,), generator=gen).tolist()
     latents = initial_latents(components.latent_shape, seeds, components.device)
@@ -68,7 +69,7 @@ def erase_esd(components: Components, concept_bank: LatentBank | None, *, method
             t = torch.randint(0, num_train, (batch_size,), generator=gen).to(latents.device)
             x_t = scheduler.add_noise(latents, noise, t)
         elif xt_source == "model":
-            x_t, t = _model_sampled_xt(unet, components, cond, uncond, batch_size, ddim_steps, start_guidance, gen)
+            x_t, t = model_sampled_xt(unet, components, cond, uncond, batch_size, ddim_steps, start_guidance, gen)
         else:
             raise ValueError(f"unknown esd.xt_source '{xt_source}'")
         target = negatively_guided(frozen, x_t, t, uncond, cond, negative_guidance)

@@ -26,7 +26,7 @@ from ..inversion import PlaceholderEmbedding, add_tokens, init_vectors, placehol
 from ..progress import log
 from ..text import encode
 from . import training
-from .esd import _model_sampled_xt, negatively_guided
+from .esd import model_sampled_xt, negatively_guided
 from .job import ErasureJob, ErasureResult
 
 ADVERSARY = "<receler-adv>"
@@ -69,7 +69,7 @@ def erase(job: ErasureJob) -> ErasureResult:
     def noisy_concept(gen, prompts):
         if s.get("xt_source", "concept_images") == "model":
             cond = encode(tok, encoder, prompts).detach()
-            return _model_sampled_xt(unet, model, cond, uncond, batch, s["ddim_steps"], s["start_guidance"], gen)
+            return model_sampled_xt(unet, model, cond, uncond, batch, s["ddim_steps"], s["start_guidance"], gen)
         idx = torch.randint(0, len(bank), (batch,), generator=gen)
         x_t, _, t = add_noise(model.scheduler, bank.draw(idx, gen), gen)
         return x_t, t

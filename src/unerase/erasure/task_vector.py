@@ -133,18 +133,21 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
     control_texts = control_task_texts(job, s, num_images) if by_es else []
     control_similarity = clip_similarity.load_prompt_similarity(job.shared["evaluation.control_task"]["clip"]) if control_texts else None
 
-    def drawn(alpha: float, prompt_set: str):
-        """θ − α·τ's images of `prompt_set` on the run's seeds, and the evaluator's scores of them."""
+    def negated(alpha: float) -> None:
         sampler.unet.load_state_dict(negate(base, tau, alpha), strict=False)
+
+    def drawn(prompt_set: str):
+        """The sampler's images of `prompt_set` on the run's seeds, and the evaluator's scores of them."""
         prompts, labels = sets[prompt_set]
         x = generate(sampler, prompts, seeds, sampling["guidance_scale"], sampling["num_steps"], sampling["batch_size"])
         return x, scorer.score(x, torch.tensor(labels))
 
     def score(alpha: float) -> dict:
+        negated(alpha)  # once per alpha: every prompt set is drawn with these weights
         out, probability = {}, {}
         for prompt_set, key in (("name", "target"), ("control", "control")) + ((("diverse", "diverse"),) if by_es else ()):
             prompts, labels = sets[prompt_set]
-            x, scores = drawn(alpha, prompt_set)
+            x, scores = drawn(prompt_set)
             out[key] = float(scores.hit.float().mean())
             # the Erasure Score reads the name's and the embeddings' images only
             use_similarity = similarity is not None and prompt_set != "control"
@@ -162,7 +165,8 @@ def negate_at_searched_alpha(job: ErasureJob, s: dict, prune=None) -> ErasureRes
     # the control bound: absolute, or a fraction of the base model's own control accuracy on the same seeds (alpha 0)
     bound = dict(min_control_accuracy=s["min_control_accuracy"])
     if s.get("min_control_of_base") is not None:
-        base_control = float(drawn(0.0, "control")[1].hit.float().mean())
+        negated(0.0)
+        base_control = float(drawn("control")[1].hit.float().mean())
         bound = dict(min_control_accuracy=s["min_control_of_base"] * base_control, min_control_of_base=s["min_control_of_base"],
                      base_control=base_control)
         log.info("task vector: the base model's control accuracy %.3f, bound %.3f", base_control, bound["min_control_accuracy"])
