@@ -54,7 +54,7 @@ def main(out: Path, precision: str | None = None) -> None:
                  concept_text="zero", label=0, classes=cfg["classes"], num_images=10, unet_patch=r("esd.safetensors"),
                  attack_sets=["inversion", "ring-a-bell"], artefacts=[r("emb.safetensors"), r("rab.json")], **samp, **common)
     evaluate.run(images=[r(f"g_{s}.safetensors") for s in sets], classifier=r("clf.safetensors"),
-                 metrics=[r(f"m_{s}.json") for s in sets], min_confidence=0.0,
+                 metrics=[r(f"m_{s}.json") for s in sets], evaluator="digit-cnn", settings={"min_confidence": 0.0},
                  cells=[dict(concept="zero", model="esd-x", prompt_set=s) for s in sets])
     for s in sets:
         print(s, read_json(r(f"m_{s}.json"))["accuracy"])

@@ -39,11 +39,16 @@ rule tables:
     output:
         long_csv=report_item("results/tables/accuracy.csv", category="Tables"),
         paper_md="results/tables/erasure_vs_inversion.md",
+        paper_csv=report_item("results/tables/erasure_vs_inversion.csv", category="Tables"),
         attacks_md="results/tables/attacks.md",
+        attacks_csv=report_item("results/tables/attacks.csv", category="Tables"),
         modalities_md="results/tables/modalities.md",
-        erasure_score_csv="results/tables/erasure_score.csv",
+        modalities_csv=report_item("results/tables/modalities.csv", category="Tables"),
+        erasure_score_csv=report_item("results/tables/erasure_score.csv", category="Tables"),
         quality_md="results/tables/quality.md",
-        **({"unlearn_diff_md": "results/tables/unlearn_diff.md"} if "unlearn-diff" in ATTACKS_RUN else {}),
+        quality_csv=report_item("results/tables/quality.csv", category="Tables"),
+        **({"unlearn_diff_md": "results/tables/unlearn_diff.md",
+            "unlearn_diff_csv": report_item("results/tables/unlearn_diff.csv", category="Tables")} if "unlearn-diff" in ATTACKS_RUN else {}),
     log:
         log_path("tables", "tables"),
     benchmark:

@@ -3,6 +3,7 @@ on random weights of a tiny open_clip model (label mapping, threshold, fingerpri
 on a real photograph, the digit CNN through the interface, missing and broken weights in one line."""
 import hashlib
 import json
+import shutil
 
 import pytest
 import torch
@@ -611,3 +612,69 @@ def test_openai_clip_weights_get_quick_gelu(tiny_clip, monkeypatch):
     monkeypatch.setattr(open_clip_model, "uses_quick_gelu", lambda model, pretrained: True)
     assert acts(open_clip_model.load_model(str(tiny_clip), "unerase-tiny-clip", "openai")) == {"QuickGELU"}
     assert isinstance(open_clip.model.QuickGELU(), torch.nn.Module)
+
+
+@pytest.fixture(scope="module")
+def hub_resnet_folder(tmp_path_factory):
+    """microsoft/resnet-50's folder layout (config.json, model.safetensors, preprocessor_config.json as the hub has them)
+    with random weights of a small ResNet of transformers' class over ImageNet's 1,000 classes, whose head prefers 217."""
+    from transformers import ConvNextImageProcessor, ResNetConfig, ResNetForImageClassification
+
+    torch.manual_seed(0)
+    model = ResNetForImageClassification(ResNetConfig(embedding_size=8, hidden_sizes=[8, 8, 8, 8], depths=[1, 1, 1, 1], num_labels=1000))
+    with torch.no_grad():
+        model.classifier[1].weight.zero_()
+        model.classifier[1].bias.zero_()
+        model.classifier[1].bias[217] = 10.0
+    folder = tmp_path_factory.mktemp("microsoft-resnet-50")
+    model.save_pretrained(folder, safe_serialization=True)
+    # microsoft/resnet-50's preprocessor_config.json
+    ConvNextImageProcessor(crop_pct=0.875, size={"shortest_edge": 224}, resample=3, image_mean=[0.485, 0.456, 0.406],
+                           image_std=[0.229, 0.224, 0.225]).save_pretrained(folder)
+    return folder
+
+
+def test_microsoft_resnet50_scores_through_its_own_processor_and_records_which(hub_resnet_folder):
+    settings = {"tag": "microsoft/resnet-50", "weights": str(hub_resnet_folder), "min_confidence": 0.9}
+    scorer = evaluators.load("resnet50", settings)
+    images = torch.randint(0, 256, (3, 3, 300, 260), dtype=torch.uint8)
+    scores = scorer.score(images, torch.tensor([217, 0, 217]))
+    assert scores.predicted.tolist() == [217, 217, 217] and scores.hit.tolist() == [True, False, True]
+    # the same numbers as transformers' own model and processor, called as UnlearnDiffAtk calls them
+    from transformers import AutoImageProcessor, ResNetForImageClassification
+
+    processor = AutoImageProcessor.from_pretrained(hub_resnet_folder)
+    model = ResNetForImageClassification.from_pretrained(hub_resnet_folder).eval()
+    with torch.no_grad():
+        want = model(**processor(images=[img.permute(1, 2, 0).numpy() for img in images], return_tensors="pt")).logits.softmax(1)
+    assert torch.allclose(scores.probability, want[torch.arange(3), torch.tensor([217, 0, 217])], atol=1e-5)
+    assert scorer.preprocess(images).shape == (3, 3, 224, 224)
+    fp = scorer.fingerprint
+    assert fp == evaluators.load("resnet50", settings).fingerprint
+    assert fp["weights_tag"] == "microsoft/resnet-50 (transformers)" and fp["threshold"] == 0.9
+    assert fp["sha256"] == hashlib.sha256((hub_resnet_folder / "model.safetensors").read_bytes()).hexdigest()
+    assert "shortest edge 224, crop_pct 0.875" in fp["preprocess"]
+
+
+def test_microsoft_resnet50_missing_or_broken_folder_is_one_line(hub_resnet_folder, tmp_path, monkeypatch):
+    with pytest.raises(EvaluatorWeightsMissing, match=r"microsoft/resnet-50 weights not found at .*none/config\.json: .*huggingface-cli download"):
+        evaluators.load("resnet50", {"tag": "microsoft/resnet-50", "weights": str(tmp_path / "none")})
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))  # the standard cache, empty
+    with pytest.raises(EvaluatorWeightsMissing, match="microsoft/resnet-50 weights not found"):
+        evaluators.load("resnet50", {"tag": "microsoft/resnet-50", "weights": None})
+    # found in the Hugging Face cache as `huggingface-cli download microsoft/resnet-50` leaves it
+    repo = tmp_path / "hf-cache" / "models--microsoft--resnet-50"
+    shutil.copytree(hub_resnet_folder, repo / "snapshots" / "0123abc")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abc")
+    assert evaluators.load("resnet50", {"tag": "microsoft/resnet-50", "weights": None}).fingerprint["weights"] == \
+        str(repo / "snapshots" / "0123abc" / "model.safetensors")
+    broken = tmp_path / "broken"
+    shutil.copytree(hub_resnet_folder, broken)
+    (broken / "model.safetensors").write_bytes((hub_resnet_folder / "model.safetensors").read_bytes()[:100])  # truncated
+    with pytest.raises(ValueError, match=r"broken: not a transformers ResNet-50 folder"):
+        evaluators.load("resnet50", {"tag": "microsoft/resnet-50", "weights": str(broken)})
+    with pytest.raises(ValueError, match="is not one of IMAGENET1K_V1, IMAGENET1K_V2, microsoft/resnet-50"):
+        evaluators.load("resnet50", {"tag": "resnet-50", "weights": None})

@@ -73,3 +73,23 @@ def test_pre_post_table_pairs_the_name_with_the_attack_and_its_interval():
     # 50 of 100: Wilson 95 % interval 40.4-59.6 %
     assert table.loc["ESD-x", "zero"] == "3.0 → 50.0 [40.4, 59.6]" and table.loc["ESD-x", "three"] == "–"
     assert table.loc["ESD-x", "mean"] == "3.0 → 50.0" and table.loc["tv", "mean"] == "–"
+
+
+def test_a_layouts_csv_has_each_cell_as_a_number_with_its_n_and_interval():
+    from unerase.tables import layout_cells, wilson_interval
+
+    records = [r | dict(evaluator_sha256="ab" * 32) for r in _records()]
+    cells = layout_cells(long_table(records), ["esd-x", "tv"], ["name", "inversion"], {"inversion": "after inversion"}, {"esd-x": "ESD-x"})
+    assert list(cells.columns) == ["model", "concept", "name (%)", "name n", "name ci95 low (%)", "name ci95 high (%)", "after inversion (%)",
+                                   "after inversion n", "after inversion ci95 low (%)", "after inversion ci95 high (%)", "evaluator",
+                                   "evaluator_sha256"]
+    # base first, then the methods, concepts in the accuracy table's order; tv has no cell for three, so no row
+    assert list(zip(cells["model"], cells["concept"])) == [("base", "three"), ("base", "zero"), ("ESD-x", "three"), ("ESD-x", "zero"),
+                                                           ("tv", "zero")]
+    esd = cells.set_index(["model", "concept"]).loc[("ESD-x", "zero")]
+    assert esd["after inversion (%)"] == pytest.approx(81.0) and esd["after inversion n"] == 100
+    low, high = [100 * v for v in wilson_interval(81, 100)]
+    assert (esd["after inversion ci95 low (%)"], esd["after inversion ci95 high (%)"]) == pytest.approx((low, high))
+    three = cells.set_index(["model", "concept"]).loc[("ESD-x", "three")]
+    assert three["name (%)"] == pytest.approx(7.0) and pd.isna(three["after inversion (%)"]) and pd.isna(three["after inversion n"])
+    assert set(cells["evaluator_sha256"]) == {"ab" * 32} and set(cells["evaluator"]) == {"cnn"}

@@ -83,6 +83,20 @@ def test_whole_dag_writes_tables_and_logs(workdir):
     assert table["accuracy"].between(0, 1).all() and (table.loc[~latent, "images"] == 10).all()
     assert (table.loc[latent, "images"] == 6).all()  # one regeneration per inverted concept image (latent_inversion.num_images)
     assert (table["evaluator"] == "embedded digit CNN").all()
+    # every cell carries its evaluator's fingerprint and its count's 95 % Wilson interval
+    assert {"hits", "ci95_low", "ci95_high", "evaluator_weights", "min_confidence", "evaluator_classes"} <= set(table.columns)
+    assert table["evaluator_sha256"].str.fullmatch("[0-9a-f]{64}").all()
+    assert ((table["ci95_low"] <= table["accuracy"] + 1e-9) & (table["accuracy"] <= table["ci95_high"] + 1e-9)).all()
+    # each paper layout's CSV: its cells as numbers with n and interval, the same numbers as accuracy.csv
+    for layout, column in (("erasure_vs_inversion", "inversion"), ("attacks", "Ring-A-Bell (black-box)"),
+                           ("modalities", "embedding · white-box: Concept Inversion"), ("quality", "control"), ("unlearn_diff", "post-attack")):
+        cells = pd.read_csv(workdir / f"results/tables/{layout}.csv").set_index(["model", "concept"])
+        assert set(cells["evaluator_sha256"]) == set(table["evaluator_sha256"])
+        prompt_set = {"attacks": "ring-a-bell", "modalities": "inversion", "unlearn_diff": "unlearn-diff"}.get(layout, column)
+        want = table[(table["model"] == "esd-x") & (table["prompt_set"] == prompt_set)].iloc[0]
+        cell = cells.loc[("ESD-x", "zero")]
+        assert cell[f"{column} (%)"] == pytest.approx(100 * want["accuracy"]) and cell[f"{column} n"] == want["images"]
+        assert cell[f"{column} ci95 high (%)"] == pytest.approx(100 * want["ci95_high"])
     md = (workdir / "results/tables/erasure_vs_inversion.md").read_text()
     assert "| concept | base | base (inverted) | ESD-x | TV | TV-ES | TV-pruned | UCE | AC | NP | SLD-Max | IRECE | ESD-x+IRECE |" in md
     assert "| zero |" in md
@@ -146,7 +160,7 @@ def test_whole_dag_writes_tables_and_logs(workdir):
     for probe in ("memories", "safety_grid"):
         assert json.loads((workdir / f"results/probes/zero/{probe}.json").read_text())["evaluator"]["sha256"] == evaluator["sha256"]
         assert f"sha256 {evaluator['sha256'][:12]}" in (workdir / f"results/tables/{probe}.md").read_text()
-        assert set(pd.read_csv(workdir / f"results/tables/{probe}.csv")["evaluator_sha256"]) == {evaluator["sha256"][:12]}
+        assert set(pd.read_csv(workdir / f"results/tables/{probe}.csv")["evaluator_sha256"]) == {evaluator["sha256"]}
     assert (workdir / "results/figures/memories_nll_zero.png").read_bytes()[:4] == b"\x89PNG"
     assert not (workdir / "results/erased/zero/esd-x+irece").exists() and (workdir / "results/generations/zero/esd-x+irece/name.png").exists()
     # unconditional-safety grid: D_2 exhaustive (2^2 = 4 points), D_3 a recorded sample of 4 of its 9; the models of its config
@@ -231,12 +245,12 @@ def test_the_report_opens_in_a_browser_with_its_tables_and_figures(workdir, tmp_
     for path in ("results/report/efficiency.html", "results/report/erasure_vs_inversion.html", "results/figures/safety_grid.png",
                  "results/figures/tv_es_alpha.png", "results/figures/memories_nll_zero.png", "results/generations/zero/esd-x/inversion.png",
                  "results/figures/overview_zero.png", "results/figures/diverse_inversion_zero.png",
-                 "results/figures/crr_grid.png"):
-        assert path in raw, path  # every table page and figure is embedded
+                 "results/figures/crr_grid.png", "results/tables/modalities.csv", "results/tables/erasure_vs_inversion.csv"):
+        assert path in raw, path  # every table page, layout CSV and figure is embedded
     dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000", "--dump-dom",
                           report.as_uri()], capture_output=True, text=True, timeout=180).stdout
     rendered = re.sub(r"<script.*?</script>", "", dom, flags=re.S)  # what the page's code drew, not the data it carries
-    for category in ("Tables", "Probes", "Erasure", "Generations", "Concept images", "Overview"):
+    for category in ("Tables", "Probes", "Erasure", "Attacks", "Generations", "Concept images", "Overview"):
         assert category in rendered, category
 
 
@@ -627,3 +641,39 @@ def test_jobs_others_wait_on_are_scheduled_first():
     ranked.append([p for rules in stages.values() for p in rules.values()])  # metrics, tables, figures, report
     for higher, lower in zip(ranked, ranked[1:]):
         assert min(higher) > max(lower), (ranked, higher, lower)
+
+
+@pytest.mark.slow
+def test_an_sd_shaped_run_gets_past_evaluate_with_evaluator_weights_the_test_wrote(sd_layout_dir, tmp_path):
+    """config/sd14.yaml's own steps as Snakemake jobs on a random-weight model of SD 1.4's layout, scored by a ResNet-50
+    weights file this test writes (ImageNet indices: sd14's Imagenette classes): base model, concept images, ESD-x,
+    generation, evaluate and the tables, each a job of its own process, as a cluster runs them."""
+    import hashlib
+
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    resnet = torchvision.models.resnet50()
+    with torch.no_grad():  # a head that says "church" (497) for every image: the concept cell scores 100 %, control 0 %
+        resnet.fc.weight.zero_()
+        resnet.fc.bias.zero_()
+        resnet.fc.bias[497] = 10.0
+    weights = tmp_path / "resnet50-random.pth"
+    torch.save(resnet.state_dict(), weights)
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    overlay = {"base_model": {"path": str(sd_layout_dir)}, "concepts": ["church"],
+               "sampling": {"num_steps": 2, "batch_size": 4, "precision": "float32"}, "concept_images": {"count": 4},
+               "erasure": {"methods": ["esd-x"], "esd": {"iterations": 2, "xt_source": "concept_images"}},
+               "attacks": {"run": []}, "probes": {"run": []},
+               "evaluation": {"images_per_cell": 4, "resnet50": {"tag": "IMAGENET1K_V1", "weights": str(weights)},
+                              "erasure_score": {"score": "probability"}, "fid": {"features": "none"}, "control_task": {"prompts": []}}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(overlay))
+    smk(tmp_path, "results/tables/accuracy.csv", "--cores", "2", "--configfile", str(tmp_path / "config/sd14.yaml"), str(tmp_path / "tiny.yaml"))
+    table = pd.read_csv(tmp_path / "results/tables/accuracy.csv").set_index(["model", "prompt_set"])
+    assert set(table.index) == {(m, s) for m in ("base", "esd-x") for s in ("name", "control")}
+    assert (table["evaluator"] == "ResNet-50 ImageNet top-1").all() and (table["evaluator_weights"] == "torchvision IMAGENET1K_V1").all()
+    assert set(table["evaluator_sha256"]) == {hashlib.sha256(weights.read_bytes()).hexdigest()}
+    assert (table.xs("name", level="prompt_set")["accuracy"] == 1.0).all() and (table.xs("control", level="prompt_set")["accuracy"] == 0).all()
+    assert (table["images"] == 4).all()
+    assert not (tmp_path / "results/evaluator").exists()  # no digit CNN trained on an SD run

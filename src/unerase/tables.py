@@ -76,6 +76,36 @@ def attacks_table(df: pd.DataFrame, models: list[str], prompt_sets: list[str], h
     return pd.DataFrame(rows)
 
 
+def layout_cells(df: pd.DataFrame, models: list[str], prompt_sets: list[str], headers: dict[str, str] | None = None,
+                 labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """A paper layout's cells as numbers, the CSV beside its Markdown table: one row per (model, concept), base first; per
+    column (prompt set) the rate in %, the images behind it (n) and its 95 % Wilson interval in %; a cell the run does not
+    have stays empty (so does n for a column that is no single cell's rate, the Erasure Score). Each row ends with the
+    evaluator and its weights' sha256."""
+    headers, labels = headers or {}, labels or {}
+    cells = df.set_index(["concept", "model", "prompt_set"])
+    concepts = sorted(df["concept"].unique(), key=list(df["concept"]).index)
+    known = df.dropna(subset=["evaluator"]) if "evaluator" in df else df.iloc[:0]
+    scorer = known.iloc[0] if len(known) else {}
+    rows = []
+    for m in ["base"] + [m for m in models if m != "base"]:
+        for c in concepts:
+            row = {"model": labels.get(m, m), "concept": c}
+            for s in prompt_sets:
+                h = headers.get(s, s)
+                cell = cells.loc[(c, m, s)] if (c, m, s) in cells.index else None
+                value = lambda key, scale=1.0: float("nan") if cell is None or key not in cell or pd.isna(cell[key]) else scale * float(cell[key])  # noqa: E731
+                row[f"{h} (%)"] = value("accuracy", 100.0)
+                row[f"{h} n"] = value("images")
+                row[f"{h} ci95 low (%)"] = value("ci95_low", 100.0)
+                row[f"{h} ci95 high (%)"] = value("ci95_high", 100.0)
+            if any(not pd.isna(row[f"{headers.get(s, s)} (%)"]) for s in prompt_sets):
+                rows.append(row | {"evaluator": scorer.get("evaluator", ""), "evaluator_sha256": scorer.get("evaluator_sha256", "")})
+    out = pd.DataFrame(rows)
+    n_columns = [col for col in out.columns if col.endswith(" n")]
+    return out.astype({col: "Int64" for col in n_columns}) if len(out) else out
+
+
 MODALITIES = ("text", "embedding", "latent")
 ACCESS = ("white-box", "black-box")
 
@@ -103,13 +133,13 @@ def _scorer_columns(record: dict) -> dict:
     """The evaluator behind a probe record's concept decisions: its name and sha256 (empty for a record written before
     probes carried it)."""
     scorer = record.get("evaluator") or {}
-    return dict(evaluator=scorer.get("name", ""), evaluator_sha256=scorer.get("sha256", "")[:12])
+    return dict(evaluator=scorer.get("name", ""), evaluator_sha256=scorer.get("sha256", ""))
 
 
 def scorer_text(df: pd.DataFrame) -> str:
     """"name, sha256 …" of the evaluator(s) in a probe table's rows, for its Markdown header."""
     pairs = sorted({(n, s) for n, s in zip(df["evaluator"], df["evaluator_sha256"]) if n})
-    return "; ".join(f"{n}, sha256 {s}" for n, s in pairs) or "not recorded"
+    return "; ".join(f"{n}, sha256 {s[:12]}" for n, s in pairs) or "not recorded"
 
 
 def memories_long(records: dict[str, dict]) -> pd.DataFrame:

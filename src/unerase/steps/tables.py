@@ -1,14 +1,22 @@
 """Table step: gather every metric file into the long CSV and the paper-style Markdown table."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from ..atomic import atomic_path, read_json
 from ..evaluation import ERASURE_SCORE_FIELDS, erasure_score
 from ..progress import setup_logging
-from ..tables import (attacks_table, control_task_long, control_task_table, long_table, memories_long, memories_table, modality_headers,
-                      modality_order, paper_table, pre_post_table, quality_table, safety_grid_long, safety_grid_table, scorer_text,
-                      target_other_table, to_markdown, wilson_interval)
+from ..tables import (attacks_table, control_task_long, control_task_table, layout_cells, long_table, memories_long, memories_table,
+                      modality_headers, modality_order, paper_table, pre_post_table, quality_table, safety_grid_long, safety_grid_table,
+                      scorer_text, target_other_table, to_markdown, wilson_interval)
+
+
+def _images_text(df: pd.DataFrame) -> str:
+    """"n = 80 images per cell" (or the range where prompt sets differ: latent inversion regenerates fewer)."""
+    n = df["images"].dropna().astype(int)
+    return f"n = {n.min()} images per cell" if n.min() == n.max() else f"n = {n.min()}-{n.max()} images per cell"
 
 
 ES_MEANING = {"probability": "concept probability (%)", "clip-similarity": "CLIP cosine similarity to the concept's name (× 100)"}
@@ -33,16 +41,23 @@ def erasure_scores(metrics: list[dict], score: str = "probability", diverse_set:
         rows.append(dict(concept=concept, model=model, erasure_score=erasure_score(name[mean_key], by_token),
                          name_score=name[mean_key], best_embedding=best,
                          best_embedding_score=by_token.get(best, float("nan")), embeddings=len(by_token), score=score,
-                         scorer=scorer.get("name", ""), scorer_sha256=scorer.get("sha256", "")[:12]))
+                         scorer=scorer.get("name", ""), scorer_sha256=scorer.get("sha256", "")))
     return pd.DataFrame(rows, columns=["concept", "model", "erasure_score", "name_score", "best_embedding", "best_embedding_score",
                                        "embeddings", "score", "scorer", "scorer_sha256"])
 
 
-def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score_csv, quality_md, methods, method_labels, prompt_sets,
-        attacks, erasure_score_by="probability", unlearn_diff_md=None, threads=1, log=None):
-    """`attacks`: prompt set -> {label, access, modality} of each attack in the audit. `unlearn_diff_md`: where UnlearnDiff's
-    pre-/post-attack table goes (UnlearnDiffAtk's layout), when it is in the audit. `erasure_score_by`:
-    evaluation.erasure_score.score."""
+def _write_csv(df: pd.DataFrame, path) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def run(*, metrics, long_csv, paper_md, paper_csv, attacks_md, attacks_csv, modalities_md, modalities_csv, erasure_score_csv, quality_md,
+        quality_csv, methods, method_labels, prompt_sets, attacks, erasure_score_by="probability", unlearn_diff_md=None, unlearn_diff_csv=None,
+        threads=1, log=None):
+    """`attacks`: prompt set -> {label, access, modality} of each attack in the audit. `unlearn_diff_md`/`_csv`: where
+    UnlearnDiff's pre-/post-attack table goes (UnlearnDiffAtk's layout), when it is in the audit. `erasure_score_by`:
+    evaluation.erasure_score.score. Each Markdown table in a paper's layout has a CSV beside it with the same cells as
+    numbers, each with its n and 95 % Wilson interval (unerase.tables.layout_cells)."""
     setup_logging(log)
     records, cells = [], []
     for path in metrics:
@@ -51,23 +66,24 @@ def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score
         attack = attacks.get(m["prompt_set"], {})
         records.append(dict(concept=m["concept"], model=m["model"], prompt_set=m["prompt_set"], attack=attack.get("label", ""),
                             access=attack.get("access", ""), accuracy=m["accuracy"],
-                            images=m["images"], evaluator=m["evaluator"]["name"], evaluator_sha256=m["evaluator"]["sha256"][:12],
+                            images=m["images"], evaluator=m["evaluator"]["name"], evaluator_sha256=m["evaluator"]["sha256"],
                             min_confidence=m["evaluator"]["threshold"], evaluator_weights=m["evaluator"]["weights_tag"],
                             evaluator_classes=m["evaluator"]["classes"], fid=m.get("fid", float("nan")),
                             fid_reference=m.get("fid_reference", ""), fid_features=m.get("fid_features", ""),
                             clip_similarity=m.get("mean_clip_similarity", float("nan")), guidance_scale=m.get("guidance_scale", float("nan")),
                             metrics_file=path))
     df = long_table(records)
-    with atomic_path(long_csv) as tmp:
-        df.to_csv(tmp, index=False)
+    _write_csv(df, long_csv)
     wide = paper_table(df, methods, method_labels)
-    ev = df.iloc[0]
+    ev = df.iloc[0].copy()
+    ev["evaluator_sha256"] = ev["evaluator_sha256"][:12]  # the Markdown headers' short form; the CSVs carry the whole hash
     header = (f"Accuracy (%) of the evaluator ({ev['evaluator']}, {ev['evaluator_weights']}, sha256 {ev['evaluator_sha256']}, min confidence "
               f"{ev['min_confidence']}) on images generated from the concept's name / from the Concept-Inversion tokens; "
-              f"'control' = the other classes' names. Each cell's count and 95 % Wilson interval (one seed) are in accuracy.csv "
-              f"(ci95_low, ci95_high); across seeds, `make seeds`.\n\n")
+              f"'control' = the other classes' names; {_images_text(df)}. Each cell's n and 95 % Wilson interval (one seed) are in "
+              f"{Path(paper_csv).name}; across seeds, `make seeds`.\n\n")
     with atomic_path(paper_md) as tmp:
         tmp.write_text(header + to_markdown(wide))
+    _write_csv(layout_cells(df, methods, ["name", "inversion", "control"], labels=method_labels), paper_csv)
     headers = {s: f"{a['label']} ({a['access']})" for s, a in attacks.items()} | {"name": "name", "control": "control"}
     rows, columns = modality_order(methods, attacks)
     with atomic_path(modalities_md) as tmp:
@@ -75,8 +91,10 @@ def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score
                        f"images the evaluator ({ev['evaluator']}, sha256 {ev['evaluator_sha256']}) classifies as the concept, "
                        f"concept by concept ({' / '.join(df['concept'].unique())}) = their mean. A stack's row follows its weight "
                        "method's, so a guard's effect (IRECE) reads row to row. Latent inversion regenerates DDIM-inverted concept "
-                       "images from their seeds, inverted on the audited weights (white-box) or the base model (black-box).\n\n"
+                       "images from their seeds, inverted on the audited weights (white-box) or the base model (black-box); "
+                       f"{_images_text(df)}, each cell's n and 95 % Wilson interval in {Path(modalities_csv).name}.\n\n"
                        + to_markdown(attacks_table(df, rows, columns, modality_headers(attacks), method_labels)))
+    _write_csv(layout_cells(df, rows, columns, modality_headers(attacks), method_labels), modalities_csv)
     control_fid = df.loc[df["prompt_set"] == "control", ["fid", "fid_reference", "fid_features"]].dropna(subset=["fid"])
     if len(control_fid):  # which features and which real images the FID used (evaluation.fid)
         fid_text = (f"their FID in {control_fid['fid_features'].iloc[0] or ev['evaluator'] + ' features'} against "
@@ -90,6 +108,10 @@ def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score
             f"concept by concept ({' / '.join(df['concept'].unique())}) = their mean. Lower FID = closer to the real images; with "
             f"{int(ev['images'])} generated images per cell FID is biased upwards, so compare models within a run.\n\n"
             + to_markdown(quality_table(df, methods, method_labels)))
+    quality = layout_cells(df, methods, ["control"], labels=method_labels)
+    fid = df.loc[df["prompt_set"] == "control", ["model", "concept", "fid"]].rename(columns={"fid": "control FID"})
+    fid["model"] = fid["model"].map(lambda m: method_labels.get(m, m))
+    _write_csv(quality.merge(fid, on=["model", "concept"], how="left") if len(quality) else quality, quality_csv)
     if unlearn_diff_md:
         with atomic_path(unlearn_diff_md) as tmp:
             tmp.write_text(
@@ -98,6 +120,8 @@ def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score
                 "prompts → from the same prompts with the adversarial tokens in front, same seeds; in brackets the post-attack "
                 "cell's 95 % Wilson interval. Rates over fresh seeds, not UnlearnDiffAtk's attack success rate (any of up to 50 "
                 "evaluator-judged tries per prompt; README).\n\n" + to_markdown(pre_post_table(df, methods, "unlearn-diff", method_labels)))
+        _write_csv(layout_cells(df, methods, ["name", "unlearn-diff"], {"name": "pre-attack (name)", "unlearn-diff": "post-attack"},
+                                method_labels), unlearn_diff_csv)
     es = erasure_scores(cells, erasure_score_by)
     with atomic_path(erasure_score_csv) as tmp:
         es.sort_values(["concept", "model"]).to_csv(tmp, index=False)
@@ -111,8 +135,9 @@ def run(*, metrics, long_csv, paper_md, attacks_md, modalities_md, erasure_score
                        f"each cell is concept by concept ({' / '.join(df['concept'].unique())}) = their mean. White-box attacks are "
                        "learned on the audited model's weights, black-box ones without it (on the base model). Erasure Score (TV "
                        f"paper): the highest mean {ES_MEANING[erasure_score_by]} over the name's images and each "
-                       "Diverse-Inversion embedding's.\n\n"
+                       f"Diverse-Inversion embedding's. Each cell's n and 95 % Wilson interval: {Path(attacks_csv).name}.\n\n"
                        + to_markdown(by_attack))
+    _write_csv(layout_cells(df, methods, prompt_sets, headers, method_labels), attacks_csv)
 
 
 def memories(*, records, memories_md, memories_csv, concepts, methods, method_labels, threads=1, log=None):
