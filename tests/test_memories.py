@@ -62,6 +62,56 @@ def test_renoise_refines_the_inversion(tiny_pipeline_dir):
     assert error(3) < error(0)  # the fixed point of the forward step is closer than plain DDIM inversion
 
 
+def test_renoise_regularisation_pulls_a_correlated_noise_towards_white_noise():
+    """The reference's noise_regularization: its autocorrelation steps decorrelate a smooth noise; its KL steps move each
+    patch's statistics towards the reference prediction's; a batch is regularised image by image, as the reference
+    (batch 1) does, when the random shifts are the same."""
+    import torch.nn.functional as F
+
+    from unerase.renoise import REFERENCE, autocorrelation_loss, patch_kl, regularise_noise
+
+    g = torch.Generator().manual_seed(0)
+    smooth = F.interpolate(torch.randn(3, 4, 8, 8, generator=g), scale_factor=4, mode="bilinear")  # (3, 4, 32, 32)
+    white = torch.randn(3, 4, 32, 32, generator=g)
+    assert autocorrelation_loss(smooth, torch.Generator().manual_seed(1)) > 10 * autocorrelation_loss(white, torch.Generator().manual_seed(1))
+    ac_only = dict(REFERENCE, lambda_kl=0.0)
+    after = regularise_noise(smooth, white, ac_only, torch.Generator().manual_seed(2))
+    assert autocorrelation_loss(after, torch.Generator().manual_seed(3)) < 0.75 * autocorrelation_loss(smooth, torch.Generator().manual_seed(3))
+    kl_only = dict(REFERENCE, lambda_ac=0.0)
+    loud = 3 * white.flip(0)
+    assert patch_kl(white, white) < 1e-2  # only the epsilon terms of 3 x 4 x 64 patch-channels
+    assert patch_kl(regularise_noise(loud, white, kl_only, g), white) < 0.95 * patch_kl(loud, white)  # 4 small steps (lambda 0.065)
+    together = regularise_noise(smooth, white, REFERENCE, torch.Generator().manual_seed(4))
+    one_by_one = [regularise_noise(smooth[i:i + 1], white[i:i + 1], REFERENCE, torch.Generator().manual_seed(4)) for i in range(3)]
+    assert torch.allclose(together, torch.cat(one_by_one), atol=1e-5)
+    assert torch.equal(regularise_noise(smooth, white, dict(REFERENCE, steps=0), g), smooth)
+
+
+def test_renoise_step_follows_the_reference_schedule():
+    """Below t = 250: iterates 0..4 averaged (at most 5 re-predictions) and the step re-taken from the average; above it:
+    the last of n + 1 iterates. Without re-predictions or regularisation: one plain inverse step."""
+    from unerase.renoise import inverse_step
+
+    calls = []
+
+    def predict(latent):  # the noise "predicted" at a latent: the latent itself plus one
+        calls.append(float(latent))
+        return latent + 1
+
+    def step(noise):  # the step from x = 0 taken with `noise`
+        return noise * 10
+
+    x = torch.tensor(0.0)
+    assert inverse_step(predict, step, x, 900, 0) == 10 and calls == [0.0]
+    calls.clear()
+    # above 250, 3 re-predictions: iterates at 0, 10, 110, 1110; the step is the last one's
+    assert inverse_step(predict, step, x, 900, 3) == 11110 and calls == [0.0, 10.0, 110.0, 1110.0]
+    calls.clear()
+    # below 250, 7 asked: 5 re-predictions (6 iterates), the mean of iterates 0..4's noises (1, 11, 111, 1111, 11111) stepped
+    assert inverse_step(predict, step, x, 101, 7) == pytest.approx(10 * (1 + 11 + 111 + 1111 + 11111) / 5)
+    assert len(calls) == 6
+
+
 def test_vae_latents_from_different_starts_fit_the_same_image(tiny_pipeline_dir):
     from unerase.components import load_components
 

@@ -17,11 +17,10 @@ Follows matanr/Memories_of_Forgotten_Concepts (protocols.md):
 Differences, recorded in the probe's output: N(0, I) samples are drawn from the config's seed (the
 reference's are unseeded); the VAE latent of the many-seeds search is used directly (the reference
 decodes it to 8-bit and re-encodes it); "distinct" seeds are counted, not only reported as distances.
-Not recorded in the output, from a review against the reference's renoise_inversion.py: its ReNoise step averages
-predictions 0..4 and applies its noise regularisation (autocorrelation and patch-KL, λ 20 / 0.065) only below
-t = 250, and takes the last iterate above it; ours averages re-predictions 1..5 at every step without the
-regularisation (the averaging alone moves a fixed point by < 1e-4; the regularisation is the real gap); the image's
-latent is the posterior mean, not a sample.
+ReNoise follows the reference's renoise_inversion.py (unerase.renoise): below t = 250 iterates 0-4 averaged and every
+one pulled towards white noise by its regularisation (`noise_regularisation`: autocorrelation and patch KL, λ 20 /
+0.065; null turns it off), above it the last iterate. Not recorded in the output: the image's latent is the posterior
+mean, not a sample.
 """
 from __future__ import annotations
 
@@ -103,12 +102,15 @@ def relative_distance(concept_nll: torch.Tensor, reference_nll: torch.Tensor, no
                 relative_distance=e_n / r_n if r_n > 0 else float("inf"))
 
 
-def find_seeds(components, latents: torch.Tensor, captions: list[str], num_steps: int, renoise_steps: int) -> torch.Tensor:
-    """Seeds of scaled x_0 latents, each inverted with its own caption at guidance 1."""
+def find_seeds(components, latents: torch.Tensor, captions: list[str], num_steps: int, renoise_steps: int,
+               regularisation: dict | None = None, seed: int = 0) -> torch.Tensor:
+    """Seeds of scaled x_0 latents, each inverted with its own caption at guidance 1 by ReNoise (unerase.renoise), its
+    noise regularisation drawing from `seed`."""
     from .text import encode
 
     context = encode(components.tokenizer, components.text_encoder, captions)
-    return ddim_invert(components, latents.to(components.device), context, num_steps, renoise_steps)
+    return ddim_invert(components, latents.to(components.device), context, num_steps, renoise_steps, regularisation=regularisation,
+                       seed=seed)
 
 
 @dataclass
@@ -145,14 +147,14 @@ def prepare(components, *, concept_images: torch.Tensor, concept_captions: list[
                        [c for c in concept_captions[:m] for _ in range(S)], normal_nll)
 
 
-def model_seeds(components, inputs: ProbeInputs, settings: dict, num_steps: int) -> dict:
+def model_seeds(components, inputs: ProbeInputs, settings: dict, num_steps: int, seed: int = 0) -> dict:
     """A model's seeds (they depend on its weights only): E's, R's and the many-seeds search's, with
     their NLLs and the EMDs to N(0, I)."""
     parts = dict(concept=(inputs.concept_latents, inputs.concept_captions), reference=(inputs.reference_latents, inputs.reference_captions),
                  many=(inputs.many_latents, inputs.many_captions))
     # one inversion of the three sets together: fewer, larger UNet calls
     everything = find_seeds(components, torch.cat([p[0] for p in parts.values()]), [c for p in parts.values() for c in p[1]], num_steps,
-                            settings["renoise_steps"])
+                            settings["renoise_steps"], settings.get("noise_regularisation"), seed)
     seeds = dict(zip(parts, everything.split([len(p[0]) for p in parts.values()])))
     nll = dict(concept=gaussian_nll(seeds["concept"]), reference=gaussian_nll(seeds["reference"]), normal=inputs.normal_nll)
     return dict(seeds=seeds, nll=nll, **relative_distance(nll["concept"], nll["reference"], inputs.normal_nll))
@@ -218,7 +220,7 @@ def probe_models(prepare_inputs, model_of, *, models: list[str], patches: list[s
             continue
         components, options = model_of(patch, options)
         if patch not in seeds_by_weights:  # a guard leaves the weights alone: a stack's seeds are its weight method's
-            seeds_by_weights[patch] = model_seeds(components, inputs, settings, num_steps)
+            seeds_by_weights[patch] = model_seeds(components, inputs, settings, num_steps, seed)
         results[model] = probe_model(components, inputs, seeds_by_weights[patch], settings, num_steps=num_steps, batch_size=batch_size,
                                      concept_score=concept_score, guard_options=options, seed=seed)
         if on_model:

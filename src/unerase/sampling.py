@@ -44,27 +44,30 @@ def ddim_loop(unet, scheduler, latents, cond, uncond, guidance_scale: float, num
 
 @torch.no_grad()
 def ddim_invert(components: Components, latents: torch.Tensor, context: torch.Tensor, num_steps: int, renoise_steps: int = 0,
-                batch_size: int = 256) -> torch.Tensor:
+                batch_size: int = 256, regularisation: dict | None = None, seed: int = 0) -> torch.Tensor:
     """The inverse of `ddim_loop` at guidance 1: scaled x_0 latents (N, C, h, w) -> seeds x_T by
     `num_steps` inverse DDIM steps (diffusers' DDIMInverseScheduler from the model's scheduler config)
     with the noise predicted for `context` (1 row for all, or N). With `renoise_steps` > 0 each step is
-    ReNoise's (Garibi et al. 2024): the noise is re-predicted that many times at the new point x' (at
-    the step's timestep) and the step re-taken from x with the mean of the re-predictions, towards the
-    fixed point of the step the forward sampler takes back."""
+    ReNoise's (Garibi et al. 2024; unerase.renoise): the noise re-predicted at the new point, towards the fixed point
+    of the step the forward sampler takes back, averaged as the reference does; `regularisation` (unerase.renoise's
+    settings, None: off) pulls the predicted noise towards white noise, with the forward noise and the random shifts
+    drawn from `seed`."""
+    from .renoise import inverse_step
+
     inverse = DDIMInverseScheduler.from_config(components.scheduler.config)
     inverse.set_timesteps(num_steps, device=latents.device)
     unet = components.unet
+    generator = torch.Generator().manual_seed(int(seed)) if regularisation else None
     out = []
     for start in range(0, len(latents), batch_size):
-        x = latents[start : start + batch_size].to(unet.dtype)
+        x = x0 = latents[start : start + batch_size].to(unet.dtype)
         ctx = (context.expand(len(x), -1, -1) if len(context) == 1 else context[start : start + batch_size]).to(x.dtype)
+        forward_noise = torch.randn(x.shape, generator=generator).to(x) if regularisation else None
         for t in inverse.timesteps:
-            nxt = inverse.step(unet(x, t, encoder_hidden_states=ctx).sample, t, x).prev_sample
-            estimates = []
-            for _ in range(renoise_steps):
-                estimates.append(unet(nxt, t, encoder_hidden_states=ctx).sample)
-                nxt = inverse.step(torch.stack(estimates).mean(0), t, x).prev_sample
-            x = nxt
+            x = inverse_step(lambda latent: unet(latent, t, encoder_hidden_states=ctx).sample,
+                             lambda noise: inverse.step(noise, t, x).prev_sample, x, t, renoise_steps, regularisation,
+                             lambda: unet(components.scheduler.add_noise(x0, forward_noise, t), t, encoder_hidden_states=ctx).sample,
+                             generator)
         out.append(x.float().cpu())
     return torch.cat(out)
 
