@@ -175,6 +175,12 @@ def user_file(path):
     return local(path)
 
 
+def stored(path, kind):
+    """`path`, or temp(path) where config storage.temp lists its kind ("finetuned", "images"): deleted once every job
+    reading it is done; a later job that needs it again re-makes it."""
+    return temp(path) if kind in config["storage"]["temp"] else path
+
+
 def report_item(path, category, **kwargs):
     """`report(path, ...)` in the category's section; a replicate's items in sections of their own ("Tables, seed 1")."""
     return report(path, category=f"{category}, seed {config['seed']}" if RUN_DIR else category, **kwargs)
@@ -677,7 +683,7 @@ def _grid(model, prompt_set):
 
 def generation_outputs(model, prompt_sets):
     return dict(
-        images=[f"results/generations/{{concept}}/{model}/{s}.safetensors" for s in prompt_sets],
+        images=[stored(f"results/generations/{{concept}}/{model}/{s}.safetensors", "images") for s in prompt_sets],
         grids=[_grid(model, s) for s in prompt_sets],
     )
 

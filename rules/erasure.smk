@@ -45,7 +45,7 @@ rule finetune_on_concept:
         manifest="results/base_model/manifest.json",
         concept_images="results/concept_images/{concept}/images.safetensors",
     output:
-        finetuned="results/finetuned/{concept}/unet.safetensors",
+        finetuned=stored("results/finetuned/{concept}/unet.safetensors", "finetuned"),
     log:
         log_path("finetune_on_concept", "{concept}"),
     benchmark:

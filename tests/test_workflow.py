@@ -677,3 +677,29 @@ def test_an_sd_shaped_run_gets_past_evaluate_with_evaluator_weights_the_test_wro
     assert (table.xs("name", level="prompt_set")["accuracy"] == 1.0).all() and (table.xs("control", level="prompt_set")["accuracy"] == 0).all()
     assert (table["images"] == 4).all()
     assert not (tmp_path / "results/evaluator").exists()  # no digit CNN trained on an SD run
+
+
+def test_storage_temp_marks_the_fine_tunes_and_image_sets_it_names(tmp_path):
+    """storage.temp: the listed kinds of bulky intermediate become temp() outputs (deleted once read); sd14.yaml drops the
+    fine-tuned UNets (3.4 GB a concept), the default keeps everything."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.io import is_flagged
+    from snakemake.settings.types import ConfigSettings, ResourceSettings
+
+    (tmp_path / "coco30k.npz").write_bytes(b"")
+    reference = tmp_path / "reference.yaml"
+    reference.write_text(yaml.safe_dump({"evaluation": {"fid": {"reference": str(tmp_path / "coco30k.npz")}}}))
+    both = tmp_path / "both.yaml"
+    both.write_text(yaml.safe_dump({"storage": {"temp": ["finetuned", "images"]}}))
+
+    def flags(*configfiles):
+        with SnakemakeApi() as api:
+            workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=ROOT / "Snakefile", workdir=ROOT,
+                                    config_settings=ConfigSettings(configfiles=list(configfiles)))._workflow
+            finetuned = workflow.get_rule("finetune_on_concept").output[0]
+            images = workflow.get_rule("generate").output[0]
+            return is_flagged(finetuned, "temp"), is_flagged(images, "temp")
+
+    assert flags(ROOT / "config/config.yaml") == (False, False)
+    assert flags(ROOT / "config/sd14.yaml", reference) == (True, False)
+    assert flags(ROOT / "config/config.yaml", both) == (True, True)
