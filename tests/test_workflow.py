@@ -703,3 +703,22 @@ def test_storage_temp_marks_the_fine_tunes_and_image_sets_it_names(tmp_path):
     assert flags(ROOT / "config/config.yaml") == (False, False)
     assert flags(ROOT / "config/sd14.yaml", reference) == (True, False)
     assert flags(ROOT / "config/config.yaml", both) == (True, True)
+
+
+def test_a_retried_job_asks_for_twice_the_memory_and_time():
+    """The SLURM profile retries a failed job once (`retries: 1`); its second attempt asks for twice resources.mem_mb and
+    resources.runtime (an out-of-memory kill or a time limit is what a retry is for)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, ResourceSettings
+
+    assert yaml.safe_load((ROOT / "slurm/config.yaml").read_text())["retries"] == 1
+    sd14 = yaml.safe_load((ROOT / "config/sd14.yaml").read_text())["resources"]
+    with SnakemakeApi() as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=ROOT / "Snakefile", workdir=ROOT,
+                                config_settings=ConfigSettings(configfiles=[ROOT / "config/config.yaml"]))._workflow
+        for name in ("erase", "generate", "evaluate"):
+            resources = workflow.get_rule(name).resources
+            for attempt in (1, 2):
+                assert resources["mem_mb"].evaluate({}, attempt=attempt).value == 4000 * attempt, name
+                assert resources["runtime"].evaluate({}, attempt=attempt).value == 60 * attempt, name
+    assert sd14["mem_mb"] == 32000 and sd14["runtime"] == 240  # the same functions of sd14's numbers
