@@ -67,3 +67,21 @@ def test_seeds_and_versions():
     assert provenance.seeds(config) == {"seed": 3, "attacks.ring_a_bell.init_seed": 2}
     versions = provenance.package_versions()
     assert versions["torch"].startswith("2.14.1") and versions["diffusers"] == "0.42.1" and versions["unerase"]
+
+
+def test_every_job_log_names_the_machine_it_ran_on(tmp_path):
+    """The manifest's `hardware` is the machine that wrote it (on a cluster, the submitting node); each job's log says
+    where that job ran, on its first line."""
+    import logging
+    import platform
+
+    from unerase.hardware import cpu_model
+    from unerase.progress import setup_logging
+
+    log = tmp_path / "job.log"
+    setup_logging(str(log))
+    logging.getLogger("unerase").info("step 1/1")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    first = log.read_text().splitlines()[0]
+    assert first.endswith(f"running on {platform.node()}, {cpu_model()}")

@@ -210,7 +210,9 @@ def test_provenance_lists_every_weight_with_its_hash(workdir):
     assert record["seeds"] == {"seed": 0}
     assert record["packages"]["torch"].startswith("2.14.1") and record["packages"]["snakemake"] == "9.27.1"
     assert len(record["git"]["commit"]) == 40  # the workflow's checkout (ROOT), not the working directory
-    assert record["hardware"]["cpu_count"] >= 1
+    assert record["hardware"]["cpu_count"] >= 1 and "each job's log names the machine" in record["hardware_is"]
+    erase_logs = list((workdir / "results/logs/erase").rglob("*.log"))
+    assert erase_logs and all(" running on " in log.read_text().splitlines()[0] for log in erase_logs)
     # the scorers, from the metric files' fingerprints: the digit CNN scored every cell, with the classifier's own hash
     (digit_cnn,) = [s for s in record["scorers"] if s["role"] == "evaluator"]
     assert digit_cnn["sha256"] == file_sha256(workdir / "results/evaluator/classifier.safetensors")

@@ -13,6 +13,21 @@ def setup_logging(log_file: str | None = None) -> None:
     if log_file:
         handlers.append(logging.FileHandler(log_file, mode="a"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=handlers, force=True)
+    log.info("running on %s", machine())
+
+
+def machine() -> str:
+    """Where this job runs, for its log (on a cluster each job's node; the provenance manifest's `hardware` is the
+    machine that wrote it): host, CPU, and the CUDA devices where torch is already loaded (a table job does not load it)."""
+    import platform
+
+    from .hardware import cpu_model
+
+    where = f"{platform.node()}, {cpu_model()}"
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        where += ", CUDA " + "; ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    return where
 
 
 class Progress:

@@ -128,4 +128,6 @@ def manifest(*, config: dict, weights: dict[str, str], workflow_dir: str, scored
         weights=hashes(weights),
         scorers=list(scored_by),
         hardware=hardware(),
+        hardware_is=("the machine that wrote this manifest (a local job: on a cluster the node Snakemake runs on); each job's "
+                     "log names the machine it ran on in its first line ('running on ...')"),
     )
