@@ -84,3 +84,13 @@ def test_a_run_without_the_headline_models_still_summarises(tmp_path):
     table = per_seed_table(df)
     assert math.isnan(table.iloc[1]["tv inversion"][0]) and "| zero | mean [95 % CI] | – |" in to_markdown(table, verdicts(df))
     assert every_cell(df)["mean"].tolist() == pytest.approx([99.0, 10.0, 80.0])
+
+
+def test_every_cell_names_each_seeds_evaluator(tmp_path):
+    """The digits model's replicates each train their own classifier: seeds.csv says which one scored each seed."""
+    paths = [_run(tmp_path, 0, 0.9, 0.1), _run(tmp_path, 1, 0.5, 0.3)]
+    for path, sha in zip(paths, ("a" * 64, "b" * 64)):
+        pd.read_csv(path).assign(evaluator="embedded digit CNN", evaluator_sha256=sha).to_csv(path, index=False)
+    cells = every_cell(load_runs(paths))
+    assert set(cells["evaluators"]) == {f"0: embedded digit CNN {'a' * 64}; 1: embedded digit CNN {'b' * 64}"}
+    assert "evaluators" not in every_cell(load_runs([_run(tmp_path, 2, 0.9, 0.1)]))  # tables written without fingerprints

@@ -87,10 +87,14 @@ def per_seed_table(df: pd.DataFrame, cells=REPORTED) -> pd.DataFrame:
 
 def every_cell(df: pd.DataFrame) -> pd.DataFrame:
     """Every (concept, model, prompt set) cell over the seeds, in %: n, mean, the 95 % interval for the mean
-    (Student t, cut to [0, 100] since a rate cannot leave it; none for n = 1) and each seed's value (`seed <s>`
-    columns; empty where a run lacks the cell)."""
+    (Student t, cut to [0, 100] since a rate cannot leave it; none for n = 1), each seed's value (`seed <s>`
+    columns; empty where a run lacks the cell) and, where the tables carry them, each seed's evaluator and weights'
+    sha256 (`evaluators`)."""
     seeds = seed_order(df["seed"].unique())
     wide = df.pivot_table(index=["concept", "model", "prompt_set"], columns="seed", values="accuracy", aggfunc="first", sort=False)
+    # which evaluator scored each seed's cells (the digits model's replicates train their own classifier): "seed: sha256"
+    scored_by = ({seed: f"{seed}: {group['evaluator'].iloc[0]} {group['evaluator_sha256'].iloc[0]}"
+                  for seed, group in df.groupby("seed")} if {"evaluator", "evaluator_sha256"} <= set(df.columns) else {})
     rows = []
     for (concept, model, prompt_set), values in wide.iterrows():
         present = [100 * float(values[s]) for s in seeds if s in values and not math.isnan(values[s])]
@@ -98,7 +102,8 @@ def every_cell(df: pd.DataFrame) -> pd.DataFrame:
         low, high = (low, high) if math.isnan(low) else (max(low, 0.0), min(high, 100.0))
         rows.append({"concept": concept, "model": model, "prompt_set": prompt_set, "n": len(present), "mean": mean,
                      "ci_low": low, "ci_high": high,
-                     **{f"seed {s}": 100 * float(values[s]) if s in values else math.nan for s in seeds}})
+                     **{f"seed {s}": 100 * float(values[s]) if s in values else math.nan for s in seeds},
+                     **({"evaluators": "; ".join(scored_by[s] for s in seeds if s in scored_by)} if scored_by else {})})
     return pd.DataFrame(rows)
 
 
