@@ -59,6 +59,15 @@ def _check_methods():
             parse_stack(m)
         except ValueError as err:
             raise ValueError(f"config key 'erasure.methods': {err}") from None
+    # maps keyed by a name the config chooses: a misspelt key would be ignored without a word
+    for c in config["erasure"]["ablating"]["anchors"]:
+        if c not in config["classes"]:
+            raise ValueError(f"config key 'erasure.ablating.anchors.{c}': not one of the classes {list(config['classes'])}")
+    for attack in ("concept_inversion",):
+        for m in config["attacks"][attack].get("guidance_scale_by_method") or {}:
+            if m not in ERASURE_METHODS:
+                raise ValueError(f"config key 'attacks.{attack}.guidance_scale_by_method.{m}': not an erasure method; known: "
+                                 f"{', '.join(ERASURE_METHODS)}")
 
 
 def _check_attacks():

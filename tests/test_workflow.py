@@ -495,6 +495,19 @@ def test_concept_listed_twice_is_refused(tmp_path):
     assert proc.returncode != 0 and "concepts" in proc.stdout + proc.stderr and "non-unique" in proc.stdout + proc.stderr
 
 
+def test_a_misspelt_key_of_a_name_keyed_map_is_named(tmp_path):
+    """Maps keyed by names the config chooses would ignore a misspelt key: AC's anchors (by class) and Concept Inversion's
+    guidance scale by method (by registered method) stop the plan with the key named."""
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    for overlay, said in (({"erasure": {"ablating": {"anchors": {"zreo": "a photo of a digit"}}}},
+                           "config key 'erasure.ablating.anchors.zreo': not one of the classes"),
+                          ({"attacks": {"concept_inversion": {"guidance_scale_by_method": {"fnm": 6.0}}}},
+                           "config key 'attacks.concept_inversion.guidance_scale_by_method.fnm': not an erasure method")):
+        (tmp_path / "bad.yaml").write_text(yaml.safe_dump(overlay))
+        proc = smk(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), check=False)
+        assert proc.returncode != 0 and said in proc.stdout + proc.stderr, said
+
+
 def test_import_needs_a_path_per_concept_and_plans_its_audit(tmp_path):
     shutil.copytree(ROOT / "config", tmp_path / "config")
     cfg = yaml.safe_load((ROOT / ".test/config.yaml").read_text())
