@@ -117,6 +117,30 @@ def test_esd_runs_on_the_sd_layout(sd_layout_dir, tmp_path, xt_source):
     assert patch and all(".attn2." in k for k in patch) and record["trained_tensors"] == len(patch)
 
 
+def test_esd_trains_on_the_bare_name_as_train_esd_py_or_on_the_templates(sd_layout_dir, tmp_path, monkeypatch):
+    """erasure.esd.prompts: "name" conditions every row on the concept's text alone (train-esd.py's --prompt,
+    config/sd14.yaml); "templates" on the run's templates filled with it (the digits default)."""
+    from unerase.erasure import esd
+    from unerase.images_io import save_image_set
+
+    seen = []
+    real = esd.encode
+    monkeypatch.setattr(esd, "encode", lambda tok, enc, texts: seen.append(list(texts)) or real(tok, enc, texts))
+    images = torch.randint(0, 256, (4, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    save_image_set(tmp_path / "ci.safetensors", images, [0] * 4, ["zero"] * 4)
+    settings = dict(iterations=2, lr=1e-4, negative_guidance=1.0, batch_size=2, xt_source="concept_images", ddim_steps=3,
+                    start_guidance=3.0)
+    for folder, prompts in (("name", "name"), ("templates", "templates")):
+        seen.clear()
+        (tmp_path / folder).mkdir()
+        _erase(sd_layout_dir, tmp_path / folder, "esd-x", dict(settings, prompts=prompts), concept_images=str(tmp_path / "ci.safetensors"))
+        rows = {row for texts in seen for row in texts if row}  # the unconditional rows are ""
+        if prompts == "name":
+            assert rows == {"zero"}
+        else:
+            assert "a photo of the digit zero" in rows and rows <= {"a photo of the digit zero", "zero"}  # _erase's two templates
+
+
 def test_negative_prompt_guard_replaces_the_empty_prompt(tiny_pipeline_dir):
     from unerase.components import load_components
     from unerase.erasure.guard_options import sampling_options

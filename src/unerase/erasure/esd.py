@@ -49,8 +49,12 @@ def model_sampled_xt(unet, components: Components, cond, uncond, batch: int, ddi
 
 def erase_esd(components: Components, concept_bank: LatentBank | None, *, method: str, templates: list[str], concept_text: str,
               iterations: int, lr: float, negative_guidance: float, batch_size: int, xt_source: str, ddim_steps: int,
-              start_guidance: float, seed: int, checkpoint: str | None = None, checkpoint_every: int = 100) -> list[str]:
-    """Train `components.unet` in place; returns the names of the parameters it changed."""
+              start_guidance: float, seed: int, checkpoint: str | None = None, checkpoint_every: int = 100,
+              prompts: str = "templates") -> list[str]:
+    """Train `components.unet` in place; returns the names of the parameters it changed. `prompts`: "templates" (a
+    random template filled with the concept per row) or "name" (the concept's text alone, as train-esd.py's `--prompt`)."""
+    if prompts not in ("templates", "name"):
+        raise ValueError(f"config key 'erasure.esd.prompts': '{prompts}' is not templates or name")
     unet = components.unet
     frozen = copy.deepcopy(unet).requires_grad_(False).eval()
     names = select_parameters(unet, method)
@@ -60,8 +64,8 @@ def erase_esd(components: Components, concept_bank: LatentBank | None, *, method
     uncond = encode(components.tokenizer, components.text_encoder, [""] * batch_size)
 
     def loss_fn(step, gen, rng):
-        prompts = [rng.choice(templates).format(concept_text) for _ in range(batch_size)]
-        cond = encode(components.tokenizer, components.text_encoder, prompts)
+        rows = [concept_text if prompts == "name" else rng.choice(templates).format(concept_text) for _ in range(batch_size)]
+        cond = encode(components.tokenizer, components.text_encoder, rows)
         if xt_source == "concept_images":
             idx = torch.randint(0, len(concept_bank), (batch_size,), generator=gen)
             latents = concept_bank.draw(idx, gen)
@@ -77,7 +81,8 @@ def erase_esd(components: Components, concept_bank: LatentBank | None, *, method
 
     unet.train()
     training.train(f"esd ({method})", dict(unet=unet), params, loss_fn, steps=iterations, lr=lr, seed=seed,
-                   settings=dict(method=method, eta=negative_guidance, bs=batch_size, src=xt_source, text=concept_text),
+                   settings=dict(method=method, eta=negative_guidance, bs=batch_size, src=xt_source, text=concept_text,
+                                 **({"prompts": prompts} if prompts != "templates" else {})),
                    checkpoint=checkpoint, checkpoint_every=checkpoint_every)
     unet.eval().requires_grad_(False)
     return names
@@ -90,5 +95,5 @@ def erase(job: ErasureJob) -> ErasureResult:
     names = erase_esd(job.model, bank, method=job.method, templates=job.templates, concept_text=job.concept_text,
                       iterations=s["iterations"], lr=s["lr"], negative_guidance=s["negative_guidance"], batch_size=s["batch_size"],
                       xt_source=s["xt_source"], ddim_steps=s["ddim_steps"], start_guidance=s["start_guidance"], seed=job.seed,
-                      checkpoint=job.checkpoint)
+                      checkpoint=job.checkpoint, prompts=s.get("prompts", "templates"))
     return ErasureResult(names, dict(trained_tensors=len(names)))
