@@ -170,7 +170,7 @@ def test_a_fresh_eraser_changes_nothing_and_a_patch_of_erasers_reloads(tiny_pipe
     torch.testing.assert_close(fresh.unet(x, t, encoder_hidden_states=context).sample, edited)
 
 
-@pytest.mark.parametrize("layout", ["embedded", "sd", "sd14-settings"])
+@pytest.mark.parametrize("layout", ["embedded", "sd", "sd14-settings", "reference-mask"])
 def test_receler_trains_only_its_erasers(layout, tiny_pipeline_dir, sd_layout_dir, tmp_path, monkeypatch):
     """Also with config/sd14.yaml's x_t sampled by the model being trained (the reference's quick_sample_till_t)."""
     from unerase.components import load_components, load_unet_patch
@@ -185,6 +185,8 @@ def test_receler_trains_only_its_erasers(layout, tiny_pipeline_dir, sd_layout_di
     else:
         concept_images = _concept_images(tmp_path)
     settings = dict(RECELER, xt_source="model", ddim_steps=3, start_guidance=3.0) if layout == "sd14-settings" else RECELER
+    if layout == "reference-mask":  # the SD-layout test UNet's cross-attention runs at 8 x 8 (SD 1.4: 16 as well)
+        settings = dict(RECELER, mask="reference", mask_resolution=8)
     sampled = []
     if layout == "sd14-settings":
         from unerase.erasure import receler
@@ -202,6 +204,40 @@ def test_receler_trains_only_its_erasers(layout, tiny_pipeline_dir, sd_layout_di
     base = {n for n, _ in load_components(str(pipe)).unet.named_parameters()}
     added = {n for n, _ in model.unet.named_parameters()} - base
     assert added == set(patch)  # the loader re-created exactly the erasers the patch holds
+
+
+def test_receler_reference_penalty_counts_only_the_outside_pixels():
+    """concept_reg.py: per eraser, the output's squared channel mean summed outside the region (the mask resized by
+    nearest neighbour to the layer) over the number of outside pixels; the mean over erasers."""
+    from types import SimpleNamespace
+
+    from unerase.erasure.receler import outside_penalty
+
+    inside = torch.zeros(1, 2, 2, dtype=torch.bool)
+    inside[0, 0, 0] = True  # the top-left quarter is the concept
+    small = torch.full((1, 4, 3), 2.0)  # a 2 x 2 layer: every output 2, squared channel mean 4
+    large = torch.ones(1, 16, 3)
+    large[0, 0] = 100.0  # a 4 x 4 layer: inside the (upsampled) region, so not penalised
+    erasers = {"a": SimpleNamespace(last=small), "b": SimpleNamespace(last=large)}
+    assert float(outside_penalty(erasers, inside)) == pytest.approx((4.0 + 1.0) / 2)
+
+
+def test_receler_reference_mask_needs_a_layer_of_its_resolution(sd_layout_dir):
+    from unerase.attention import concept_positions
+    from unerase.components import load_components
+    from unerase.erasure.receler import reference_mask
+    from unerase.text import encode
+
+    model = load_components(str(sd_layout_dir))
+    cond = encode(model.tokenizer, model.text_encoder, ["zero"] * 2)
+    positions = concept_positions(model.tokenizer, ["zero"] * 2, "zero")
+    x = torch.randn(2, *model.latent_shape, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([500, 500])
+    mask = reference_mask(model.unet, x, t, cond, positions, 8, 0.1)
+    assert mask.shape == (2, 8, 8) and mask.dtype == torch.bool and mask.any() and not mask.all()
+    assert torch.equal(reference_mask(model.unet, x, t, cond, positions, 8, 0.0), torch.ones(2, 8, 8, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"'erasure.receler.mask_resolution': 16: this UNet's cross-attention maps are \[4, 8\] pixels"):
+        reference_mask(model.unet, x, t, cond, positions, 16, 0.1)
 
 
 def test_irece_runs_on_the_sd_layout(sd_layout_dir):

@@ -1,9 +1,12 @@
 """Receler (Huang et al. 2024): lightweight *erasers* — adapters after each cross-attention layer
 (unerase.adapters) — trained while the UNet stays frozen, with
 - ESD's objective: given the concept, predict ε(x_t, ∅) − η·(ε(x_t, c) − ε(x_t, ∅)) of the frozen model;
-- concept-localised regularisation: the erasers' output outside the concept's region — its tokens'
-  cross-attention map, min-max normalised and thresholded (0.1) per layer — is pushed to zero
-  (weight 0.1), so the rest of an image is left alone;
+- concept-localised regularisation: the erasers' output outside the concept's region is pushed to zero
+  (weight 0.1), so the rest of an image is left alone. The region (`mask`): "reference" — the frozen model's
+  attention on the bare concept word at the step's x_t, averaged over the layers of `mask_resolution` (16 on SD 1.4),
+  min-max normalised, thresholded (0.1), resized to each layer; the penalty divided by the outside pixels (its
+  concept_reg.py; sd14) — or "per-layer" — each layer's own map from the model being trained on the step's prompts,
+  the penalty a mean over all pixels (the digits default, as measured: the digits UNet has no 16 x 16 layer);
 - adversarial prompt learning: every `adversarial_every` steps, soft tokens appended to the concept's
   prompt are trained (`adversarial_steps` steps) to make the erased model predict what the frozen
   model predicts for the concept; the erasers then also learn to erase under them.
@@ -43,6 +46,33 @@ def localised_penalty(maps: CrossAttentionMaps, erasers: dict, positions: torch.
     return total / len(maps.probs)
 
 
+def reference_mask(frozen, x_t, t, concept_cond, positions: torch.Tensor, resolution: int, threshold: float) -> torch.Tensor:
+    """(B, R, R) bool, Receler's concept region as its concept_reg.get_mask: the frozen model's cross-attention on the
+    bare concept's tokens at this step's x_t and t, mean over heads and tokens, over the layers of R x R (the
+    reference: 16, "following MasaCtrl"), min-max normalised per image, at least `threshold`."""
+    with torch.no_grad(), CrossAttentionMaps(frozen) as maps:
+        frozen(x_t, t, encoder_hidden_states=concept_cond)
+    layers = maps.token_maps(positions)
+    chosen = [m for m in layers if m.shape[1] == resolution * resolution]
+    if not chosen:
+        sides = sorted({int(round(m.shape[1] ** 0.5)) for m in layers})
+        raise ValueError(f"config key 'erasure.receler.mask_resolution': {resolution}: this UNet's cross-attention maps are {sides} pixels a side")
+    return normalised(torch.stack(chosen).mean(0)).view(-1, resolution, resolution) >= threshold
+
+
+def outside_penalty(erasers: dict, inside: torch.Tensor) -> torch.Tensor:
+    """Receler's concept_reg loss: per eraser, its output's squared mean over channels summed over the pixels outside
+    the region (`inside` (B, R, R), resized to the layer's side by nearest neighbour) and divided by their number;
+    the mean over erasers."""
+    total = 0.0
+    for eraser in erasers.values():
+        out = eraser.last.pow(2).mean(-1)  # (B, HW)
+        side = int(round(out.shape[1] ** 0.5))
+        outside = 1 - F.interpolate(inside[:, None].float(), size=(side, side), mode="nearest").flatten(1)
+        total = total + (out * outside).sum() / (outside.sum() + 1e-9)
+    return total / len(erasers)
+
+
 def erase(job: ErasureJob) -> ErasureResult:
     """Config block `erasure.receler` (method "receler")."""
     s, model = job.settings, job.model
@@ -56,6 +86,8 @@ def erase(job: ErasureJob) -> ErasureResult:
     names = [n for n, _ in unet.named_parameters() if ".attn2.eraser." in n]
     batch, eta = s["batch_size"], s["negative_guidance"]
     uncond = encode(tok, encoder, [""] * batch)
+    bare = encode(tok, encoder, [job.concept_text] * batch).detach()  # the reference's mask prompt: the concept's word alone
+    bare_positions = concept_positions(tok, [job.concept_text] * batch, job.concept_text)
 
     adversary = None
     if s["adversarial_tokens"]:
@@ -101,9 +133,14 @@ def erase(job: ErasureJob) -> ErasureResult:
         with torch.no_grad():
             cond = encode(tok, encoder, prompts)
             target = negatively_guided(frozen, x_t, t, uncond, encode(tok, encoder, plain), eta)
-        with CrossAttentionMaps(unet) as maps:
+        if s.get("mask", "per-layer") == "reference":
+            inside = reference_mask(frozen, x_t, t, bare, bare_positions, s["mask_resolution"], s["mask_threshold"])
             pred = unet(x_t, t, encoder_hidden_states=cond).sample
-        penalty = localised_penalty(maps, erasers, concept_positions(tok, prompts, job.concept_text), s["mask_threshold"])
+            penalty = outside_penalty(erasers, inside)
+        else:
+            with CrossAttentionMaps(unet) as maps:
+                pred = unet(x_t, t, encoder_hidden_states=cond).sample
+            penalty = localised_penalty(maps, erasers, concept_positions(tok, prompts, job.concept_text), s["mask_threshold"])
         return F.mse_loss(pred, target) + s["regularisation"] * penalty
 
     modules = dict(erasers=torch.nn.ModuleDict({k.replace(".", "-"): e for k, e in erasers.items()}))
