@@ -398,10 +398,31 @@ def test_the_pooler_position_is_the_first_end_of_text_only(tokenizer):
     assert all(ids[b, marked[b]].item() == eos and (ids[b, : marked[b].nonzero().item()] != eos).all() for b in range(2))
 
 
-def test_forget_me_not_as_sd14_configures_it_runs_on_the_sd_layout(sd_layout_dir, tmp_path):
-    settings = dict(SD_RUNS["fmn"], parameters="full", ti_steps=2, ti_vectors=4, use_pooler=True, grad_clip=1.0)
+def test_forget_me_not_as_sd14_configures_it_runs_on_the_sd_layout(sd_layout_dir, tmp_path, monkeypatch):
+    """attn.yaml as sd14.yaml has it: the whole UNet, the TI stage, the pooler, train_attn.py's loss, AdamW's decay 0.01."""
+    import torch.optim
+
+    optimisers = []
+    real = torch.optim.AdamW
+    monkeypatch.setattr(torch.optim, "AdamW", lambda params, **kw: optimisers.append(kw) or real(params, **kw))
+    settings = dict(SD_RUNS["fmn"], parameters="full", ti_steps=2, ti_vectors=4, use_pooler=True, grad_clip=None, loss="reference",
+                    weight_decay=0.01)
     patch, record = _erase(sd_layout_dir, tmp_path, "fmn", settings, shared=SAMPLING, concept_images=_concept_images(tmp_path))
     assert record["ti_tokens"].count("<fmn-concept>") == 4 and any(".attn1." in k for k in patch)
+    assert {kw.get("weight_decay") for kw in optimisers} >= {0.01}  # the re-steering's optimiser (the TI stage's has its own)
+
+
+def test_forget_me_not_reference_loss_is_the_norm_over_every_head_and_token():
+    """train_attn.py: torch.cat(attn_probs).norm() — each head's and each concept token's probabilities on their own,
+    the L2 norm (not squared) over layers, heads, pixels and tokens; the head-mean loss squares head averages instead."""
+    from unerase.erasure.forget_me_not import resteering_norm
+
+    a = torch.zeros(1, 2, 3, 4)  # one layer: batch 1, 2 heads, 3 pixels, 4 tokens
+    a[0, 0, 0, 1], a[0, 1, 0, 1], a[0, 0, 2, 2], a[0, 1, 1, 3] = 0.3, 0.5, 0.6, 0.9
+    b = torch.full((1, 1, 2, 4), 0.1)  # a second layer, one head
+    positions = torch.tensor([[False, True, True, False]])  # token 3 is not the concept's
+    want = (0.3 ** 2 + 0.5 ** 2 + 0.6 ** 2 + 4 * 0.1 ** 2) ** 0.5
+    assert float(resteering_norm([a, b], positions)) == pytest.approx(want)
 
 
 def test_the_reference_fisher_squares_the_gradient_summed_over_every_timestep(tiny_pipeline_dir):

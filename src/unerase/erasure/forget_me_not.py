@@ -3,9 +3,11 @@ tokens receive no cross-attention — minimise Σ_layers ‖A_ℓ[:, :, concept 
 images captioned with the concept's prompts (the reference `attn.yaml`). With `ti_steps` > 0, the
 reference's optional first stage (`ti.yaml`): the concept is first learned as textual-inversion tokens
 on its images, and the re-steering targets those tokens in the captions instead of the name's. With
-`use_pooler`, the end-of-text token's maps too (attn.yaml's `use_pooler: true`). Differences kept: the loss is the
-squared norm of the maps averaged over heads (the reference's norm runs over every head's map), and Adam without
-attn.yaml's weight decay of 0.01 (at lr 2e-6 for 35 steps it shrinks a weight by < 1e-6).
+`use_pooler`, the end-of-text token's maps too (attn.yaml's `use_pooler: true`). The loss (`loss`): "reference" —
+train_attn.py's AttnController, the L2 norm (not squared) of every layer's, head's, pixel's and concept token's
+attention probability, each head and token on its own (sd14) — or "head-mean": per layer the squared norm of the
+maps averaged over heads and summed over the tokens, averaged over layers (the digits default, as measured).
+`weight_decay`: attn.yaml's AdamW 0.01 (sd14; the digits: 0, Adam).
 """
 from __future__ import annotations
 
@@ -34,6 +36,13 @@ def learn_concept_tokens(job: ErasureJob, bank) -> tuple[object, str, list[float
     return model, " ".join(placeholder_tokens(TI_TOKEN, s["ti_vectors"])), vectors.norm(dim=1).tolist()
 
 
+def resteering_norm(probs: list[torch.Tensor], positions: torch.Tensor) -> torch.Tensor:
+    """train_attn.py's loss: torch.cat(attn_probs).norm() — the L2 norm over every layer, head, pixel and concept token
+    of the attention probabilities (`probs`: per layer (B, heads, HW, L); `positions` (B, L) the tokens re-steered)."""
+    mask = positions.to(torch.float32)
+    return torch.sqrt(sum((p.float().pow(2) * mask.to(p.device)[:, None, None, :]).sum() for p in probs))
+
+
 def erase(job: ErasureJob) -> ErasureResult:
     """Config block `erasure.forget_me_not` (method "fmn")."""
     s, model = job.settings, job.model
@@ -53,9 +62,11 @@ def erase(job: ErasureJob) -> ErasureResult:
             positions |= end_of_text_positions(model.tokenizer, prompts)
         with CrossAttentionMaps(unet) as maps:
             unet(x_t, t, encoder_hidden_states=encode(model.tokenizer, model.text_encoder, prompts))
+            if s.get("loss", "head-mean") == "reference":
+                return resteering_norm(list(maps.probs.values()), positions)
             layers = maps.token_maps(positions)
         return sum(m.pow(2).sum(1).mean() for m in layers) / len(layers)
 
     names = training.finetune_group("forget-me-not", job, s["parameters"], loss_fn, steps=s["steps"], lr=s["lr"],
-                                    grad_clip=s.get("grad_clip"))
+                                    grad_clip=s.get("grad_clip"), weight_decay=s.get("weight_decay", 0.0))
     return ErasureResult(names, info)

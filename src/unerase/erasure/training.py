@@ -73,14 +73,15 @@ def other_class_prompts(job, per_class: int) -> tuple[list[str], list[str], list
 
 def train(name: str, modules: dict[str, torch.nn.Module], params: list[torch.Tensor], loss_fn: Callable, *, steps: int,
           lr: float, seed: int, settings: dict, checkpoint: str | None = None, checkpoint_every: int = 100,
-          grad_clip: float | None = None) -> None:
-    """Adam on `params` for `steps` steps of `loss_fn(step, gen, rng) -> loss`; resumable: the state
-    of `modules` (those owning `params`), the optimiser and the torch, generator and Python random
-    streams are checkpointed, tagged with `settings` so that a checkpoint of other settings is ignored."""
+          grad_clip: float | None = None, weight_decay: float = 0.0) -> None:
+    """Adam on `params` for `steps` steps of `loss_fn(step, gen, rng) -> loss` (AdamW's decoupled `weight_decay` where it
+    is above 0); resumable: the state of `modules` (those owning `params`), the optimiser and the torch, generator and
+    Python random streams are checkpointed, tagged with `settings` so that a checkpoint of other settings is ignored."""
     gen, rng = torch.Generator().manual_seed(seed), random.Random(seed)
     torch.manual_seed(seed)
-    opt = torch.optim.Adam(params, lr=lr, fused=True)
-    ckpt = Checkpointer(checkpoint, dict(settings, name=name, steps=steps, lr=lr, seed=seed), checkpoint_every)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True) if weight_decay else torch.optim.Adam(params, lr=lr, fused=True)
+    ckpt = Checkpointer(checkpoint, dict(settings, name=name, steps=steps, lr=lr, seed=seed, **({"weight_decay": weight_decay} if weight_decay else {})),
+                        checkpoint_every)
     start = 0
     if state := ckpt.load():
         for key, module in modules.items():
@@ -102,7 +103,8 @@ def train(name: str, modules: dict[str, torch.nn.Module], params: list[torch.Ten
     ckpt.clear()
 
 
-def finetune_group(name: str, job, group: str, loss_fn: Callable, *, steps: int, lr: float, grad_clip: float | None = None) -> list[str]:
+def finetune_group(name: str, job, group: str, loss_fn: Callable, *, steps: int, lr: float, grad_clip: float | None = None,
+                   weight_decay: float = 0.0) -> list[str]:
     """Train the UNet parameters of `group` (all else frozen) with `train`, tagged with the job's
     fingerprint; returns their names. The common case of the fine-tuning methods."""
     unet = job.model.unet
@@ -110,7 +112,7 @@ def finetune_group(name: str, job, group: str, loss_fn: Callable, *, steps: int,
     params = trainable(unet, names)
     unet.train()
     train(name, dict(unet=unet), params, loss_fn, steps=steps, lr=lr, seed=job.seed, settings=job.fingerprint(),
-          checkpoint=job.checkpoint, grad_clip=grad_clip)
+          checkpoint=job.checkpoint, grad_clip=grad_clip, weight_decay=weight_decay)
     unet.eval().requires_grad_(False)
     return names
 
