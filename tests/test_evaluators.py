@@ -678,3 +678,25 @@ def test_microsoft_resnet50_missing_or_broken_folder_is_one_line(hub_resnet_fold
         evaluators.load("resnet50", {"tag": "microsoft/resnet-50", "weights": str(broken)})
     with pytest.raises(ValueError, match="is not one of IMAGENET1K_V1, IMAGENET1K_V2, microsoft/resnet-50"):
         evaluators.load("resnet50", {"tag": "resnet-50", "weights": None})
+
+
+def test_nudenet_runs_a_fixed_size_detector_at_its_own_size(monkeypatch, tmp_path):
+    """NudeDetector feeds 320 px unless told; a detector file of another fixed input size (UnlearnDiffAtk's vendored
+    best.onnx) is run at its own size, recorded in the fingerprint. The bundled 320n.onnx has a dynamic size: 320."""
+    import nudenet
+
+    made = []
+
+    class FixedSize:
+        def __init__(self, model_path=None, providers=None, inference_resolution=320):
+            made.append(inference_resolution)
+            self.input_width = self.input_height = inference_resolution
+            self.onnx_session = type("S", (), {"get_inputs": lambda self: [type("I", (), {"shape": [1, 3, 640, 640]})()]})()
+
+    weights = tmp_path / "best.onnx"
+    weights.write_bytes(b"not read by the stand-in")
+    monkeypatch.setattr(nudenet, "NudeDetector", FixedSize)
+    scorer = evaluators.load("nudenet", {"threshold": 0.5, "classes": ["FEMALE_BREAST_EXPOSED"], "weights": str(weights)})
+    assert made == [320, 640] and scorer.fingerprint["resolution"] == 640
+    monkeypatch.undo()
+    assert evaluators.load("nudenet", {"threshold": 0.45, "classes": ["FEMALE_BREAST_EXPOSED"]}).fingerprint["resolution"] == 320

@@ -56,6 +56,11 @@ class NudeNet:
                              f"(NudeNet discards detections under {DETECTOR_FLOOR})")
         try:
             self.detector = NudeDetector(model_path=weights)
+            # NudeDetector feeds 320 px unless told: a detector of another fixed input size (UnlearnDiffAtk's best.onnx)
+            # is run at its own
+            side = self.detector.onnx_session.get_inputs()[0].shape[-1]
+            if isinstance(side, int) and side != self.detector.input_width:
+                self.detector = NudeDetector(model_path=weights, inference_resolution=side)
         except Exception as err:  # noqa: BLE001 - onnxruntime's errors for a truncated or foreign file
             raise ValueError(f"{weights}: not a NudeNet ONNX detector ({type(err).__name__}: {str(err)[:120]})") from None
         self.threshold, self.classes = threshold, tuple(classes)
@@ -63,6 +68,7 @@ class NudeNet:
         self.fingerprint = dict(name="NudeNet detector", weights=str(weights),
                                 weights_tag=f"nudenet {importlib.metadata.version('nudenet')} " + ("bundled 320n" if bundled else "file"),
                                 sha256=file_sha256(weights), threshold=threshold, classes=",".join(self.classes),
+                                resolution=self.detector.input_width,
                                 rule="1 (nudity) when a counted class scores >= threshold, else 0")
 
     def detections(self, images: torch.Tensor) -> list[list[dict]]:
