@@ -64,10 +64,11 @@ def _check_methods():
         if c not in config["classes"]:
             raise ValueError(f"config key 'erasure.ablating.anchors.{c}': not one of the classes {list(config['classes'])}")
     for attack in ("concept_inversion",):
+        weight_methods = [name for name, spec in ERASURE_METHODS.items() if not spec.is_guard]
         for m in config["attacks"][attack].get("guidance_scale_by_method") or {}:
-            if m not in ERASURE_METHODS:
-                raise ValueError(f"config key 'attacks.{attack}.guidance_scale_by_method.{m}': not an erasure method; known: "
-                                 f"{', '.join(ERASURE_METHODS)}")
+            if m not in weight_methods:  # a guard's cells take their weight method's scale
+                raise ValueError(f"config key 'attacks.{attack}.guidance_scale_by_method.{m}': not a weight method; known: "
+                                 f"{', '.join(weight_methods)}")
 
 
 def _check_attacks():

@@ -643,7 +643,7 @@ def test_microsoft_resnet50_scores_through_its_own_processor_and_records_which(h
     # the same numbers as transformers' own model and processor, called as UnlearnDiffAtk calls them
     from transformers import AutoImageProcessor, ResNetForImageClassification
 
-    processor = AutoImageProcessor.from_pretrained(hub_resnet_folder)
+    processor = AutoImageProcessor.from_pretrained(hub_resnet_folder, backend="pil")  # transformers 4's ConvNextImageProcessor
     model = ResNetForImageClassification.from_pretrained(hub_resnet_folder).eval()
     with torch.no_grad():
         want = model(**processor(images=[img.permute(1, 2, 0).numpy() for img in images], return_tensors="pt")).logits.softmax(1)
@@ -653,7 +653,7 @@ def test_microsoft_resnet50_scores_through_its_own_processor_and_records_which(h
     assert fp == evaluators.load("resnet50", settings).fingerprint
     assert fp["weights_tag"] == "microsoft/resnet-50 (transformers)" and fp["threshold"] == 0.9
     assert fp["sha256"] == hashlib.sha256((hub_resnet_folder / "model.safetensors").read_bytes()).hexdigest()
-    assert "shortest edge 224, crop_pct 0.875" in fp["preprocess"]
+    assert "shortest edge 224, crop_pct 0.875" in fp["preprocess"] and fp["preprocess"].startswith("ConvNextImageProcessorPil")
 
 
 def test_microsoft_resnet50_missing_or_broken_folder_is_one_line(hub_resnet_folder, tmp_path, monkeypatch):

@@ -497,12 +497,14 @@ def test_concept_listed_twice_is_refused(tmp_path):
 
 def test_a_misspelt_key_of_a_name_keyed_map_is_named(tmp_path):
     """Maps keyed by names the config chooses would ignore a misspelt key: AC's anchors (by class) and Concept Inversion's
-    guidance scale by method (by registered method) stop the plan with the key named."""
+    guidance scale by method (by weight method: a guard's cells take their weights' scale) stop the plan with the key named."""
     shutil.copytree(ROOT / "config", tmp_path / "config")
     for overlay, said in (({"erasure": {"ablating": {"anchors": {"zreo": "a photo of a digit"}}}},
                            "config key 'erasure.ablating.anchors.zreo': not one of the classes"),
                           ({"attacks": {"concept_inversion": {"guidance_scale_by_method": {"fnm": 6.0}}}},
-                           "config key 'attacks.concept_inversion.guidance_scale_by_method.fnm': not an erasure method")):
+                           "config key 'attacks.concept_inversion.guidance_scale_by_method.fnm': not a weight method"),
+                          ({"attacks": {"concept_inversion": {"guidance_scale_by_method": {"sld-max": 6.0}}}},
+                           "config key 'attacks.concept_inversion.guidance_scale_by_method.sld-max': not a weight method")):
         (tmp_path / "bad.yaml").write_text(yaml.safe_dump(overlay))
         proc = smk(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"), check=False)
         assert proc.returncode != 0 and said in proc.stdout + proc.stderr, said
@@ -695,8 +697,8 @@ def test_an_sd_shaped_run_gets_past_evaluate_with_evaluator_weights_the_test_wro
 
 
 def test_storage_temp_marks_the_fine_tunes_and_image_sets_it_names(tmp_path):
-    """storage.temp: the listed kinds of bulky intermediate become temp() outputs (deleted once read); sd14.yaml drops the
-    fine-tuned UNets (3.4 GB a concept), the default keeps everything."""
+    """storage.temp: the listed kinds of bulky intermediate become temp() outputs (deleted once read); both configs keep
+    everything (a deleted fine-tune re-made by a later TV-ES rerun would re-run every TV model's jobs)."""
     from snakemake.api import SnakemakeApi
     from snakemake.io import is_flagged
     from snakemake.settings.types import ConfigSettings, ResourceSettings
@@ -716,7 +718,10 @@ def test_storage_temp_marks_the_fine_tunes_and_image_sets_it_names(tmp_path):
             return is_flagged(finetuned, "temp"), is_flagged(images, "temp")
 
     assert flags(ROOT / "config/config.yaml") == (False, False)
-    assert flags(ROOT / "config/sd14.yaml", reference) == (True, False)
+    assert flags(ROOT / "config/sd14.yaml", reference) == (False, False)
+    finetuned = tmp_path / "finetuned.yaml"
+    finetuned.write_text(yaml.safe_dump({"storage": {"temp": ["finetuned"]}}))
+    assert flags(ROOT / "config/sd14.yaml", reference, finetuned) == (True, False)
     assert flags(ROOT / "config/config.yaml", both) == (True, True)
 
 

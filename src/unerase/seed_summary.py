@@ -94,7 +94,8 @@ def every_cell(df: pd.DataFrame) -> pd.DataFrame:
     wide = df.pivot_table(index=["concept", "model", "prompt_set"], columns="seed", values="accuracy", aggfunc="first", sort=False)
     # which evaluator scored each seed's cells (the digits model's replicates train their own classifier): "seed: sha256"
     scored_by = ({seed: f"{seed}: {group['evaluator'].iloc[0]} {group['evaluator_sha256'].iloc[0]}"
-                  for seed, group in df.groupby("seed")} if {"evaluator", "evaluator_sha256"} <= set(df.columns) else {})
+                  for seed, group in df.dropna(subset=["evaluator_sha256"]).groupby("seed")}
+                 if {"evaluator", "evaluator_sha256"} <= set(df.columns) else {})
     rows = []
     for (concept, model, prompt_set), values in wide.iterrows():
         present = [100 * float(values[s]) for s in seeds if s in values and not math.isnan(values[s])]

@@ -66,16 +66,19 @@ class ResNet50:
 class HubResNet50(ResNet50):
     """microsoft/resnet-50 as UnlearnDiffAtk and Memories load it: transformers' ResNetForImageClassification from a
     local folder of the hub repository (config.json, model.safetensors — safetensors only, never a pickle — and
-    preprocessor_config.json), each image through the folder's own image processor (ConvNext's: shorter side 224 / 0.875
-    = 256, bicubic, centre crop 224), top-1 of its 1,000 ImageNet logits."""
+    preprocessor_config.json), each image through the folder's own image processor on its PIL backend (ConvNext's:
+    shorter side 224 / 0.875 = 256, bicubic, centre crop 224), top-1 of its 1,000 ImageNet logits."""
 
     def __init__(self, folder: Path, min_confidence: float):
+        import transformers
         from transformers import AutoImageProcessor, ResNetForImageClassification
 
         weights = folder / "model.safetensors"
         try:
             self.model = ResNetForImageClassification.from_pretrained(folder, local_files_only=True, use_safetensors=True).eval()
-            self.processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)
+            # the PIL backend: transformers 4's ConvNextImageProcessor, as UnlearnDiffAtk and Memories ran it (5's default,
+            # torchvision, resizes bicubic slightly differently)
+            self.processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True, backend="pil")
         except Exception as err:  # noqa: BLE001 - truncated safetensors, foreign config, no processor
             raise ValueError(f"{folder}: not a transformers ResNet-50 folder ({type(err).__name__}: {str(err).splitlines()[0][:120]})") from None
         if self.model.config.num_labels != 1000:
@@ -86,7 +89,8 @@ class HubResNet50(ResNet50):
         self.fingerprint = dict(name="ResNet-50 ImageNet top-1", weights=str(weights), weights_tag=f"{HF_TAG} (transformers)",
                                 sha256=file_sha256(str(weights)), threshold=min_confidence, classes="ImageNet-1k indices",
                                 rule="top-1 == intended ImageNet index",
-                                preprocess=f"{type(p).__name__}: shortest edge {size}, crop_pct {getattr(p, 'crop_pct', None)}")
+                                preprocess=f"{type(p).__name__} (transformers {transformers.__version__}): shortest edge {size}, "
+                                           f"crop_pct {getattr(p, 'crop_pct', None)}")
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         return self.processor(images=list(images), return_tensors="pt")["pixel_values"]
