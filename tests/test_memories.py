@@ -87,6 +87,22 @@ def test_renoise_regularisation_pulls_a_correlated_noise_towards_white_noise():
     assert torch.equal(regularise_noise(smooth, white, dict(REFERENCE, steps=0), g), smooth)
 
 
+def test_a_diverging_noise_regularisation_stops_with_one_line(tiny_pipeline_dir):
+    """Regularisation steps too large for the model's noise predictions end in non-finite seeds (the reference's lambdas
+    did so on the digits model): one line naming the setting, not a table of nan."""
+    from unerase.components import load_components
+    from unerase.renoise import REFERENCE
+    from unerase.sampling import ddim_invert
+    from unerase.text import encode
+
+    model = load_components(str(tiny_pipeline_dir))
+    ctx = encode(model.tokenizer, model.text_encoder, ["zero"] * 2)
+    z0 = torch.randn(2, *model.latent_shape, generator=torch.Generator().manual_seed(0)) * 0.1
+    with pytest.raises(ValueError, match="noise regularisation .* diverged .* probes.memories.noise_regularisation to null"):
+        ddim_invert(model, z0, ctx, 10, 2, regularisation=dict(REFERENCE, lambda_kl=1e6, lambda_ac=1e6), seed=0)
+    assert torch.isfinite(ddim_invert(model, z0, ctx, 10, 2, seed=0)).all()  # the schedule alone
+
+
 def test_renoise_step_follows_the_reference_schedule():
     """Below t = 250: iterates 0..4 averaged (at most 5 re-predictions) and the step re-taken from the average; above it:
     the last of n + 1 iterates. Without re-predictions or regularisation: one plain inverse step."""

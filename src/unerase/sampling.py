@@ -68,6 +68,9 @@ def ddim_invert(components: Components, latents: torch.Tensor, context: torch.Te
                              lambda noise: inverse.step(noise, t, x).prev_sample, x, t, renoise_steps, regularisation,
                              lambda: unet(components.scheduler.add_noise(x0, forward_noise, t), t, encoder_hidden_states=ctx).sample,
                              generator)
+        if regularisation and not torch.isfinite(x).all():  # a silent NaN would turn every NLL and EMD of the probe into nan
+            raise ValueError(f"ReNoise's noise regularisation {regularisation} diverged (non-finite seeds) on this model; set "
+                             "probes.memories.noise_regularisation to null or smaller lambdas")
         out.append(x.float().cpu())
     return torch.cat(out)
 
