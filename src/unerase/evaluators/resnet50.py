@@ -24,6 +24,12 @@ def default_path(tag: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILES[tag]
 
 
+def fingerprint(weights, weights_tag: str, threshold: float, preprocess: str) -> dict:
+    """What every metric row records of a ResNet-50, in either form."""
+    return dict(name="ResNet-50 ImageNet top-1", weights=str(weights), weights_tag=weights_tag, sha256=file_sha256(str(weights)),
+                threshold=threshold, classes="ImageNet-1k indices", rule="top-1 == intended ImageNet index", preprocess=preprocess)
+
+
 class ResNet50:
     def __init__(self, weights: str, tag: str, min_confidence: float):
         import torchvision
@@ -40,11 +46,9 @@ class ResNet50:
         # DEFAULT = V2; sd14 ships V1, torchvision's pretrained=True): the shorter side to 256 for V1 / 232 for V2, then
         # the centre 224 crop (squeezing the whole image to 224 differs)
         self.transform = getattr(torchvision.models.ResNet50_Weights, tag).transforms()
-        self.fingerprint = dict(name="ResNet-50 ImageNet top-1", weights=str(weights), weights_tag=f"torchvision {tag}",
-                                sha256=file_sha256(str(weights)), threshold=min_confidence, classes="ImageNet-1k indices",
-                                rule="top-1 == intended ImageNet index",
-                                preprocess=f"torchvision {tag} transforms: shorter side {self.transform.resize_size[0]}, "
-                                           f"centre crop {self.transform.crop_size[0]}")
+        self.fingerprint = fingerprint(weights, f"torchvision {tag}", min_confidence,
+                                       f"torchvision {tag} transforms: shorter side {self.transform.resize_size[0]}, "
+                                       f"centre crop {self.transform.crop_size[0]}")
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) -> the normalised input torchvision's weights expect."""
@@ -86,11 +90,9 @@ class HubResNet50(ResNet50):
         self.min_confidence = min_confidence
         p = self.processor
         size = p.size.get("shortest_edge", p.size.get("height"))
-        self.fingerprint = dict(name="ResNet-50 ImageNet top-1", weights=str(weights), weights_tag=f"{HF_TAG} (transformers)",
-                                sha256=file_sha256(str(weights)), threshold=min_confidence, classes="ImageNet-1k indices",
-                                rule="top-1 == intended ImageNet index",
-                                preprocess=f"{type(p).__name__} (transformers {transformers.__version__}): shortest edge {size}, "
-                                           f"crop_pct {getattr(p, 'crop_pct', None)}")
+        self.fingerprint = fingerprint(weights, f"{HF_TAG} (transformers)", min_confidence,
+                                       f"{type(p).__name__} (transformers {transformers.__version__}): shortest edge {size}, "
+                                       f"crop_pct {getattr(p, 'crop_pct', None)}")
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         return self.processor(images=list(images), return_tensors="pt")["pixel_values"]

@@ -123,8 +123,7 @@ def run(*, metrics, long_csv, paper_md, paper_csv, attacks_md, attacks_csv, moda
         _write_csv(layout_cells(df, methods, ["name", "unlearn-diff"], {"name": "pre-attack (name)", "unlearn-diff": "post-attack"},
                                 method_labels), unlearn_diff_csv)
     es = erasure_scores(cells, erasure_score_by)
-    with atomic_path(erasure_score_csv) as tmp:
-        es.sort_values(["concept", "model"]).to_csv(tmp, index=False)
+    _write_csv(es.sort_values(["concept", "model"]), erasure_score_csv)
     if len(es):  # the Erasure Score as one more column of the attacks table (a probability, in %)
         df = pd.concat([df, es.assign(prompt_set="erasure-score", accuracy=es["erasure_score"])[["concept", "model", "prompt_set", "accuracy"]]])
         prompt_sets = [*prompt_sets, "erasure-score"]
@@ -145,8 +144,7 @@ def memories(*, records, memories_md, memories_csv, concepts, methods, method_la
     setup_logging(log)
     recs = {c: read_json(r) for c, r in zip(concepts, records, strict=True)}
     df = memories_long(recs)
-    with atomic_path(memories_csv) as tmp:
-        df.to_csv(tmp, index=False)
+    _write_csv(df, memories_csv)
     rows, _ = modality_order(methods, {})
     any_rec = next(iter(recs.values()))
     s = any_rec["settings"]
@@ -168,8 +166,7 @@ def safety_grid(*, records, accuracy, grid_md, grid_csv, concepts, models, metho
     setup_logging(log)
     recs = {c: read_json(r) for c, r in zip(concepts, records, strict=True)}
     df = safety_grid_long(recs)
-    with atomic_path(grid_csv) as tmp:
-        df.to_csv(tmp, index=False)
+    _write_csv(df, grid_csv)
     s = next(iter(recs.values()))["settings"]
     labels = {"base": "original", **method_labels}
     with atomic_path(grid_md) as tmp:
@@ -192,8 +189,7 @@ def control_task(*, records, control_task_md, control_task_csv, models, method_l
     setup_logging(log)
     recs = [read_json(r) for r in records]
     df = control_task_long(recs)
-    with atomic_path(control_task_csv) as tmp:
-        df.to_csv(tmp, index=False)
+    _write_csv(df, control_task_csv)
     first = recs[0]
     prompts = list(first["prompt_similarity_by_prompt"])
     left_out = sorted({f"{c}: {p}" for c, p in df.loc[df["left_out"] != "", ["concept", "left_out"]].itertuples(index=False)})
